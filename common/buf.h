@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A growable byte buffer with a read cursor: bytes are appended at the tail and consumed
+ * from the head. Used for socket input, output queues and bodies in flight. An empty
+ * buffer can give its memory back (lw_buf_release), which idle connections do.
+ */
+#ifndef LW_COMMON_BUF_H
+#define LW_COMMON_BUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct lw_buf {
+    char *data;
+    size_t off; /* first unread byte */
+    size_t len; /* end of the written bytes */
+    size_t cap;
+};
+
+static inline void lw_buf_init(struct lw_buf *b)
+{
+    b->data = NULL;
+    b->off = b->len = b->cap = 0;
+}
+
+/* Free the memory; the buffer is empty and usable again afterwards. */
+void lw_buf_dispose(struct lw_buf *b);
+
+/* Bytes waiting to be read. */
+static inline size_t lw_buf_size(const struct lw_buf *b)
+{
+    return b->len - b->off;
+}
+
+/* Borrow a view of the unread bytes, valid until the buffer next changes. */
+static inline char *lw_buf_head(const struct lw_buf *b)
+{
+    return b->data + b->off;
+}
+
+/* Make room for at least n more bytes and return where to write them; the caller then
+ * calls lw_buf_commit with how many it wrote. May move the unread bytes. */
+char *lw_buf_reserve(struct lw_buf *b, size_t n);
+
+static inline void lw_buf_commit(struct lw_buf *b, size_t n)
+{
+    b->len += n;
+}
+
+/* Copy n bytes in at the tail. */
+void lw_buf_append(struct lw_buf *b, const void *p, size_t n);
+/* printf-style append. */
+void lw_buf_appendf(struct lw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Drop n bytes from the head (n <= lw_buf_size). */
+void lw_buf_consume(struct lw_buf *b, size_t n);
+
+/* Give the memory back if the buffer is empty (idle connections keep nothing). */
+void lw_buf_release(struct lw_buf *b);
+
+#endif

@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Strict HTTP/1.1 message parser (RFC 9112), sans-I/O: it takes bytes and returns how many
+ * it consumed, LW_EINCOMPLETE, or an error with a static reason string. Every string it
+ * hands out is a view into the caller's buffer (no copies), valid as long as those bytes.
+ *
+ * Strict means a proxy's strict: what two parsers could read two ways is rejected, because
+ * that gap is where request smuggling lives. Rejected: bare CR, bare LF as a line end,
+ * obs-fold, whitespace before the colon, CTL bytes (other than HTAB) in values, NUL
+ * anywhere, Content-Length together with Transfer-Encoding, differing or malformed
+ * Content-Length values, a request Transfer-Encoding whose last coding is not chunked,
+ * HTTP/1.1 requests without exactly one Host.
+ */
+#ifndef LW_COMMON_HTTP1_H
+#define LW_COMMON_HTTP1_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct lw_http1_header {
+    const char *name;
+    size_t name_len;
+    const char *value; /* optional whitespace around the value already trimmed */
+    size_t value_len;
+};
+
+enum lw_http1_body {
+    LW_HTTP1_BODY_NONE = 0, /* no body follows the head */
+    LW_HTTP1_BODY_LENGTH,   /* content_length bytes follow */
+    LW_HTTP1_BODY_CHUNKED,  /* chunked transfer coding: use lw_http1_chunked_decode */
+    LW_HTTP1_BODY_CLOSE,    /* responses only: the body runs until the connection closes */
+};
+
+struct lw_http1_request {
+    const char *method;
+    size_t method_len;
+    const char *target; /* request-target as sent: origin-form, absolute-form, authority-form or "*" */
+    size_t target_len;
+    int minor_version; /* 0 or 1 */
+    struct lw_http1_header *headers;
+    size_t num_headers;
+    const char *host; /* value of the Host header, NULL if absent */
+    size_t host_len;
+    enum lw_http1_body body;
+    uint64_t content_length; /* when body == LW_HTTP1_BODY_LENGTH */
+    bool keep_alive;         /* 1.1 without "Connection: close", or 1.0 with "Connection: keep-alive" */
+    bool expect_continue;    /* "Expect: 100-continue" */
+    bool upgrade;            /* an Upgrade header listed in Connection */
+};
+
+struct lw_http1_response {
+    int minor_version;
+    int status; /* 100..999 */
+    const char *reason;
+    size_t reason_len;
+    struct lw_http1_header *headers;
+    size_t num_headers;
+    enum lw_http1_body body;
+    uint64_t content_length;
+    bool keep_alive; /* the server lets us reuse the connection after this response */
+};
+
+/*
+ * Parse one request head from buf[0..len).
+ * headers/max_headers: caller-provided storage for the header views.
+ * max_head_bytes: the head (request line + headers + final CRLF) may not be longer.
+ * Returns the length of the head (the body starts at buf + return value), LW_EINCOMPLETE if
+ * the head is not complete yet (and len < max_head_bytes), LW_ELIMIT if the head is longer
+ * than max_head_bytes or has more than max_headers headers, LW_EPROTO for a malformed or
+ * ambiguous request. On LW_ELIMIT and LW_EPROTO, *reason is set to a static string.
+ */
+ssize_t lw_http1_parse_request(const char *buf, size_t len, struct lw_http1_request *req,
+                               struct lw_http1_header *headers, size_t max_headers, size_t max_head_bytes,
+                               const char **reason);
+
+/*
+ * Parse one response head from buf[0..len); same conventions as lw_http1_parse_request.
+ * request_is_head: the request was HEAD, so the response has no body whatever it says.
+ * 1xx, 204 and 304 responses have no body. Transfer-Encoding with chunked last gives
+ * CHUNKED, any other Transfer-Encoding gives CLOSE, Content-Length gives LENGTH, neither
+ * gives CLOSE. Content-Length together with Transfer-Encoding is LW_EPROTO.
+ */
+ssize_t lw_http1_parse_response(const char *buf, size_t len, bool request_is_head, struct lw_http1_response *res,
+                                struct lw_http1_header *headers, size_t max_headers, size_t max_head_bytes,
+                                const char **reason);
+
+/* Incremental decoder of the chunked transfer coding (RFC 9112 section 7.1). */
+struct lw_http1_chunked {
+    int _state;
+    uint64_t _remaining;   /* data bytes left in the current chunk */
+    size_t _line_bytes;    /* bytes seen on the current size or trailer line */
+    size_t _trailer_bytes; /* bytes of trailer section seen */
+    unsigned _digits;
+};
+
+void lw_http1_chunked_init(struct lw_http1_chunked *c);
+
+/*
+ * Decode from buf[0..len). Consumes framing bytes and at most one run of data bytes, and
+ * returns how many bytes it consumed (possibly 0 when it needs more input). When data bytes
+ * were consumed, *data and *data_len give them (a view into buf ending at buf + return
+ * value); otherwise *data_len is 0. Call again with the rest until it consumes nothing or
+ * lw_http1_chunked_is_done. Chunk extensions are skipped and trailers are discarded, both
+ * bounded (LW_ELIMIT). Malformed framing is LW_EPROTO. Both set *reason.
+ */
+ssize_t lw_http1_chunked_decode(struct lw_http1_chunked *c, const char *buf, size_t len, const char **data,
+                                size_t *data_len, const char **reason);
+
+/* The last chunk and the trailer section have been consumed. */
+bool lw_http1_chunked_is_done(const struct lw_http1_chunked *c);
+
+/* Case-insensitive comparison of a header name (or any token) with a lowercase literal. */
+bool lw_http1_name_eq(const char *name, size_t len, const char *lower);
+
+/* Does a comma-separated header value (e.g. Connection) contain token, case-insensitively? */
+bool lw_http1_has_token(const char *value, size_t len, const char *lower_token);
+
+/*
+ * Hop-by-hop headers that a proxy never forwards: Connection, Keep-Alive, Proxy-Connection,
+ * TE, Transfer-Encoding, Upgrade, HTTP2-Settings, Trailer(s)... (RFC 9110 section 7.6.1).
+ */
+bool lw_http1_is_hop_by_hop(const char *name, size_t len);
+
+/* Is c a tchar (RFC 9110 section 5.6.2)? */
+bool lw_http1_is_tchar(unsigned char c);
+
+#endif
