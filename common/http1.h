@@ -19,6 +19,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* Largest Content-Length accepted (2^62): room for arithmetic on it without overflow. */
+#define LW_HTTP1_MAX_CONTENT_LENGTH ((uint64_t)1 << 62)
+/* Longest chunk size line, extensions included, and longest trailer section (LW_ELIMIT). */
+#define LW_HTTP1_CHUNK_LINE_MAX 4096
+#define LW_HTTP1_TRAILER_MAX 16384
+
 struct lw_http1_header {
     const char *name;
     size_t name_len;
@@ -44,7 +50,7 @@ struct lw_http1_request {
     const char *host; /* value of the Host header, NULL if absent */
     size_t host_len;
     enum lw_http1_body body;
-    uint64_t content_length; /* when body == LW_HTTP1_BODY_LENGTH */
+    uint64_t content_length; /* when body == LW_HTTP1_BODY_LENGTH ("Content-Length: 0" gives NONE) */
     bool keep_alive;         /* 1.1 without "Connection: close", or 1.0 with "Connection: keep-alive" */
     bool expect_continue;    /* "Expect: 100-continue" */
     bool upgrade;            /* an Upgrade header listed in Connection */
@@ -58,8 +64,8 @@ struct lw_http1_response {
     struct lw_http1_header *headers;
     size_t num_headers;
     enum lw_http1_body body;
-    uint64_t content_length;
-    bool keep_alive; /* the server lets us reuse the connection after this response */
+    uint64_t content_length; /* when body == LW_HTTP1_BODY_LENGTH ("Content-Length: 0" gives NONE) */
+    bool keep_alive;         /* the server lets us reuse the connection after this response */
 };
 
 /*
