@@ -98,6 +98,8 @@ void lw_config_errors_dispose(struct lw_config_errors *errs);
  * Load and validate a YAML file. On success returns 0 and *out holds a snapshot with one
  * reference. On failure returns LW_EINVAL (or LW_EIO if the file cannot be read, with a
  * message saying why) and errs holds every message; *out is NULL.
+ * errs is overwritten at the start (dispose it after every load) and may be NULL. Relative
+ * certificate and key paths are resolved against the file's directory.
  */
 int lw_config_load_file(const char *path, struct lw_config **out, struct lw_config_errors *errs);
 
