@@ -1,0 +1,485 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Frontend connections: the TLS handshake and record layer (BoringSSL over a BIO that
+ * reads the socket and writes into our own buffer), the choice of protocol (ALPN, or
+ * sniffing the h2 preface on cleartext), and the write loop that pulls bytes from the
+ * protocol only as the socket can take them.
+ */
+#include "proxy/conn.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "config/config.h"
+#include "proxy/h1_front.h"
+#include "proxy/h2_front.h"
+#include "proxy/sock.h"
+#include "proxy/tls.h"
+
+/* Stop producing when this much is waiting for the socket. */
+#define WBUF_HIGH (64 * 1024)
+/* Largest TLS record payload (RFC 8446 section 5.1). */
+#define TLS_RECORD_MAX 16384
+#define READ_CHUNK 16384
+
+static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+static void on_read(evutil_socket_t fd, short what, void *arg);
+static void on_write(evutil_socket_t fd, short what, void *arg);
+static void on_timer(evutil_socket_t fd, short what, void *arg);
+static void on_flush_ev(evutil_socket_t fd, short what, void *arg);
+static void flush(struct lw_conn *c);
+
+void lw_conn_new(struct lw_worker *w, int fd, const struct lw_listen_spec *listen, const struct sockaddr *peer)
+{
+    struct lw_conn *c = lw_calloc(1, sizeof(*c));
+    c->worker = w;
+    c->fd = fd;
+    c->listen = listen;
+    c->tls = listen->tls != NULL;
+    lw_sock_format(peer, c->peer_str, sizeof(c->peer_str));
+    lw_buf_init(&c->wbuf);
+    lw_buf_init(&c->pbuf);
+    lw_buf_init(&c->rbuf);
+    c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_read, c);
+    c->wev = event_new(w->base, fd, EV_WRITE, on_write, c);
+    c->timer = evtimer_new(w->base, on_timer, c);
+    c->flush_ev = event_new(w->base, -1, 0, on_flush_ev, c);
+    lw_list_push_back(&w->conns, &c->link);
+    w->num_conns++;
+    lw_sock_tune_frontend(fd);
+    if (c->tls) {
+        c->ssl = lw_tls_ctx_new_ssl(listen->tls);
+        BIO *bio = lw_tls_bio_new(fd, &c->wbuf);
+        SSL_set_bio(c->ssl, bio, bio);
+        SSL_set_accept_state(c->ssl);
+    }
+    event_add(c->rev, NULL);
+    lw_conn_set_timeout(c, w->config->limits.client_header_timeout_ms);
+    lw_log_debug("%s: accepted (%s)", c->peer_str, c->tls ? "tls" : "cleartext");
+}
+
+static void conn_free(struct lw_reap *r)
+{
+    struct lw_conn *c = LW_CONTAINER_OF(r, struct lw_conn, reap);
+    event_free(c->rev);
+    event_free(c->wev);
+    event_free(c->timer);
+    event_free(c->flush_ev);
+    free(c);
+}
+
+void lw_conn_close(struct lw_conn *c)
+{
+    if (c->closed) {
+        return;
+    }
+    c->closed = true;
+    event_del(c->rev);
+    event_del(c->wev);
+    event_del(c->timer);
+    event_del(c->flush_ev);
+    if (c->h2 != NULL) {
+        lw_h2_front_free(c->h2);
+        c->h2 = NULL;
+    }
+    if (c->h1 != NULL) {
+        lw_h1_front_free(c->h1);
+        c->h1 = NULL;
+    }
+    if (c->ssl != NULL) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
+    close(c->fd);
+    lw_buf_dispose(&c->wbuf);
+    lw_buf_dispose(&c->pbuf);
+    lw_buf_dispose(&c->rbuf);
+    lw_list_remove(&c->link);
+    c->worker->num_conns--;
+    lw_log_debug("%s: closed", c->peer_str);
+    lw_worker_reap(c->worker, &c->reap, conn_free);
+    lw_worker_check_drained(c->worker);
+}
+
+void lw_conn_close_after_flush(struct lw_conn *c)
+{
+    c->closing = true;
+    event_del(c->rev);
+    lw_conn_want_flush(c);
+}
+
+void lw_conn_set_timeout(struct lw_conn *c, uint32_t ms)
+{
+    if (ms == 0) {
+        event_del(c->timer);
+        return;
+    }
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    event_add(c->timer, &tv);
+}
+
+void lw_conn_pause_read(struct lw_conn *c)
+{
+    if (!c->read_paused) {
+        c->read_paused = true;
+        event_del(c->rev);
+    }
+}
+
+void lw_conn_resume_read(struct lw_conn *c)
+{
+    if (c->closed || c->closing) {
+        return;
+    }
+    if (c->read_paused) {
+        c->read_paused = false;
+        event_add(c->rev, NULL);
+    }
+    /* Input may already wait in our buffer or inside BoringSSL: act on it now. */
+    event_active(c->rev, EV_READ, 0);
+}
+
+void lw_conn_want_flush(struct lw_conn *c)
+{
+    if (!c->closed) {
+        event_active(c->flush_ev, 0, 0);
+    }
+}
+
+/* Seal staged plaintext into TLS records appended to wbuf (the BIO's sink). */
+static int seal(struct lw_conn *c)
+{
+    while (lw_buf_size(&c->pbuf) > 0) {
+        size_t n = LW_MIN(lw_buf_size(&c->pbuf), (size_t)TLS_RECORD_MAX);
+        ERR_clear_error();
+        int r = SSL_write(c->ssl, lw_buf_head(&c->pbuf), (int)n);
+        if (r <= 0) {
+            char err[256];
+            lw_tls_errors(err, sizeof(err));
+            lw_log_info("%s: TLS write failed: %s", c->peer_str, err);
+            return LW_EIO;
+        }
+        lw_buf_consume(&c->pbuf, (size_t)r);
+    }
+    return 0;
+}
+
+void lw_conn_send(struct lw_conn *c, const void *data, size_t len)
+{
+    if (c->closed) {
+        return;
+    }
+    if (!c->tls) {
+        lw_buf_append(&c->wbuf, data, len);
+        return;
+    }
+    lw_buf_append(&c->pbuf, data, len);
+    if (lw_buf_size(&c->pbuf) >= TLS_RECORD_MAX && seal(c) != 0) {
+        lw_conn_close(c);
+    }
+}
+
+static size_t produce(struct lw_conn *c, size_t budget)
+{
+    switch (c->proto) {
+    case LW_CONN_PROTO_H2:
+        return lw_h2_front_produce(c->h2, budget);
+    case LW_CONN_PROTO_H1:
+        return lw_h1_front_produce(c->h1, budget);
+    case LW_CONN_PROTO_NONE:
+        break;
+    }
+    return 0;
+}
+
+/* Write wbuf to the socket. Returns 0, LW_EAGAIN when bytes remain, LW_EIO on error. */
+static int write_out(struct lw_conn *c)
+{
+    while (lw_buf_size(&c->wbuf) > 0) {
+        ssize_t w = send(c->fd, lw_buf_head(&c->wbuf), lw_buf_size(&c->wbuf), MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EINTR) {
+                return LW_EAGAIN;
+            }
+            lw_log_debug("%s: write failed: %s", c->peer_str, strerror(errno));
+            return LW_EIO;
+        }
+        lw_buf_consume(&c->wbuf, (size_t)w);
+    }
+    return 0;
+}
+
+static void flush(struct lw_conn *c)
+{
+    if (c->closed || c->in_recv) {
+        return;
+    }
+    /* Bounded: each round writes or stops; a connection cannot monopolize the loop. */
+    for (int round = 0; round < 16; round++) {
+        size_t produced = 0;
+        if (c->handshake_done) {
+            size_t queued = lw_buf_size(&c->wbuf) + lw_buf_size(&c->pbuf);
+            if (queued < WBUF_HIGH) {
+                produced = produce(c, WBUF_HIGH - queued);
+                if (c->closed) {
+                    return;
+                }
+            }
+        }
+        if (c->tls && seal(c) != 0) {
+            lw_conn_close(c);
+            return;
+        }
+        int r = write_out(c);
+        if (r == LW_EIO) {
+            lw_conn_close(c);
+            return;
+        }
+        if (r == LW_EAGAIN) {
+            event_add(c->wev, NULL);
+            return;
+        }
+        if (produced == 0) {
+            break;
+        }
+    }
+    if (lw_buf_size(&c->wbuf) > 0) {
+        event_add(c->wev, NULL);
+        return;
+    }
+    lw_buf_release(&c->wbuf);
+    lw_buf_release(&c->pbuf);
+    if (c->closing || (c->proto == LW_CONN_PROTO_H2 && lw_h2_front_is_done(c->h2))) {
+        lw_conn_close(c);
+    }
+}
+
+static void on_flush_ev(evutil_socket_t fd, short what, void *arg)
+{
+    flush(arg);
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+    flush(arg);
+}
+
+static void start_h1(struct lw_conn *c)
+{
+    c->proto = LW_CONN_PROTO_H1;
+    c->h1 = lw_h1_front_new(c);
+}
+
+static void start_h2(struct lw_conn *c)
+{
+    c->proto = LW_CONN_PROTO_H2;
+    c->h2 = lw_h2_front_new(c);
+    lw_conn_set_timeout(c, c->worker->config->limits.client_idle_timeout_ms);
+}
+
+void lw_conn_switch_to_h2(struct lw_conn *c, struct lw_h2_front *h2)
+{
+    c->proto = LW_CONN_PROTO_H2;
+    c->h2 = h2;
+}
+
+/* Feed what waits in rbuf to a freshly started h2 session. */
+static int feed_h2_from_rbuf(struct lw_conn *c)
+{
+    if (lw_buf_size(&c->rbuf) == 0) {
+        return 0;
+    }
+    struct lw_buf pending = c->rbuf;
+    lw_buf_init(&c->rbuf);
+    int r = lw_h2_front_recv(c->h2, lw_buf_head(&pending), lw_buf_size(&pending));
+    lw_buf_dispose(&pending);
+    return r;
+}
+
+/* Deliver plaintext to the protocol. Returns false when reading should stop. */
+static bool deliver(struct lw_conn *c, const char *data, size_t len)
+{
+    int r = 0;
+    if (c->proto == LW_CONN_PROTO_NONE) {
+        /* Cleartext: the h2 client preface means prior knowledge, anything else HTTP/1.1. */
+        lw_buf_append(&c->rbuf, data, len);
+        size_t have = lw_buf_size(&c->rbuf);
+        size_t cmp = LW_MIN(have, sizeof(h2_preface) - 1);
+        bool prefix = memcmp(lw_buf_head(&c->rbuf), h2_preface, cmp) == 0;
+        if (prefix && have < sizeof(h2_preface) - 1) {
+            return true;
+        }
+        if (prefix) {
+            start_h2(c);
+            r = feed_h2_from_rbuf(c);
+        } else {
+            start_h1(c);
+            lw_h1_front_process(c->h1);
+        }
+    } else if (c->proto == LW_CONN_PROTO_H2) {
+        r = lw_h2_front_recv(c->h2, data, len);
+    } else {
+        lw_buf_append(&c->rbuf, data, len);
+        lw_h1_front_process(c->h1);
+    }
+    if (r == 0 && !c->closed && c->proto == LW_CONN_PROTO_H2) {
+        /* After an h2c upgrade, what followed the request is the client's preface. */
+        r = feed_h2_from_rbuf(c);
+    }
+    if (r != 0 && !c->closed) {
+        lw_conn_close_after_flush(c);
+    }
+    return !c->closed && !c->closing;
+}
+
+static bool handshake(struct lw_conn *c)
+{
+    ERR_clear_error();
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        c->handshake_done = true;
+        const char *alpn = lw_tls_alpn(c->ssl);
+        lw_log_debug("%s: TLS %s, ALPN %s", c->peer_str, SSL_get_version(c->ssl), alpn[0] ? alpn : "(none)");
+        if (strcmp(alpn, "h2") == 0) {
+            start_h2(c);
+        } else {
+            start_h1(c);
+        }
+        return true;
+    }
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        return true; /* more bytes to come; our BIO queued any we must send */
+    }
+    char err[256];
+    lw_tls_errors(err, sizeof(err));
+    lw_log_info("%s: TLS handshake failed: %s", c->peer_str,
+                err[0] ? err : (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL ? "connection closed" : "error"));
+    /* Send the alert our BIO may hold, then close. */
+    c->closing = true;
+    return false;
+}
+
+static void on_eof(struct lw_conn *c)
+{
+    if (c->proto == LW_CONN_PROTO_H1) {
+        lw_h1_front_on_eof(c->h1);
+        return;
+    }
+    lw_conn_close(c);
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct lw_conn *c = arg;
+    char buf[READ_CHUNK];
+    if (c->tls && !c->handshake_done) {
+        if (!handshake(c) || !c->handshake_done) {
+            flush(c);
+            return;
+        }
+    }
+    if (!c->tls) {
+        c->handshake_done = true;
+    }
+    c->in_recv = true;
+    if (c->proto == LW_CONN_PROTO_H1 && lw_buf_size(&c->rbuf) > 0 && !c->read_paused) {
+        /* A pipelined request already buffered gets its turn before new bytes. */
+        lw_h1_front_process(c->h1);
+    }
+    /* A few reads per event: fairness between connections of the worker. */
+    for (int rounds = 0; rounds < 8 && !c->read_paused && !c->closed && !c->closing; rounds++) {
+        ssize_t n;
+        if (c->tls) {
+            ERR_clear_error();
+            int r = SSL_read(c->ssl, buf, sizeof(buf));
+            if (r <= 0) {
+                int e = SSL_get_error(c->ssl, r);
+                if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+                    break;
+                }
+                if (e != SSL_ERROR_ZERO_RETURN && e != SSL_ERROR_SYSCALL) {
+                    char err[256];
+                    lw_tls_errors(err, sizeof(err));
+                    lw_log_info("%s: TLS read failed: %s", c->peer_str, err);
+                }
+                c->in_recv = false;
+                on_eof(c);
+                if (!c->closed) {
+                    flush(c);
+                }
+                return;
+            }
+            n = r;
+        } else {
+            n = recv(fd, buf, sizeof(buf), 0);
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EINTR) {
+                    break;
+                }
+                c->in_recv = false;
+                lw_conn_close(c);
+                return;
+            }
+            if (n == 0) {
+                c->in_recv = false;
+                on_eof(c);
+                if (!c->closed) {
+                    flush(c);
+                }
+                return;
+            }
+        }
+        if (!deliver(c, buf, (size_t)n)) {
+            break;
+        }
+    }
+    c->in_recv = false;
+    if (!c->closed) {
+        flush(c);
+    }
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct lw_conn *c = arg;
+    if (c->proto == LW_CONN_PROTO_H1) {
+        lw_h1_front_on_timeout(c->h1);
+        return;
+    }
+    if (c->proto == LW_CONN_PROTO_H2 && !lw_h2_front_is_idle(c->h2)) {
+        lw_conn_set_timeout(c, c->worker->config->limits.client_idle_timeout_ms);
+        return;
+    }
+    lw_log_debug("%s: closing idle connection", c->peer_str);
+    if (c->proto == LW_CONN_PROTO_H2) {
+        lw_h2_front_shutdown(c->h2);
+        lw_conn_close_after_flush(c);
+        return;
+    }
+    lw_conn_close(c);
+}
+
+void lw_conn_shutdown(struct lw_conn *c)
+{
+    switch (c->proto) {
+    case LW_CONN_PROTO_H2:
+        lw_h2_front_shutdown(c->h2);
+        lw_conn_want_flush(c);
+        break;
+    case LW_CONN_PROTO_H1:
+        lw_h1_front_shutdown(c->h1);
+        break;
+    case LW_CONN_PROTO_NONE:
+        lw_conn_close(c);
+        break;
+    }
+}

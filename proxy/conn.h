@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A frontend connection: reads bytes (through BoringSSL on a TLS listener), hands plaintext
+ * to the HTTP/2 or HTTP/1.1 frontend, and writes what they produce. Writing is pulled, not
+ * pushed: when the socket can take bytes, the connection asks the protocol for at most a
+ * budget's worth, so unsent bytes wait in stream queues where priorities still apply, not
+ * in the kernel.
+ */
+#ifndef LW_PROXY_CONN_H
+#define LW_PROXY_CONN_H
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "common/buf.h"
+#include "common/list.h"
+#include "proxy/worker.h"
+
+struct event;
+struct lw_h2_front;
+struct lw_h1_front;
+
+enum lw_conn_proto {
+    LW_CONN_PROTO_NONE, /* TLS handshake or cleartext sniffing still under way */
+    LW_CONN_PROTO_H1,
+    LW_CONN_PROTO_H2,
+};
+
+struct lw_conn {
+    struct lw_worker *worker;
+    struct lw_list link; /* in worker->conns */
+    int fd;
+    const struct lw_listen_spec *listen;
+    bool tls;
+    char peer_str[64];
+    struct event *rev, *wev, *timer, *flush_ev;
+    SSL *ssl;
+    bool handshake_done;
+    struct lw_buf wbuf; /* bytes for the socket (ciphertext on TLS) */
+    struct lw_buf pbuf; /* plaintext staged into the next TLS record */
+    struct lw_buf rbuf; /* plaintext received and not yet consumed (h1, sniffing) */
+    enum lw_conn_proto proto;
+    struct lw_h2_front *h2;
+    struct lw_h1_front *h1;
+    bool read_paused;  /* the frontend asked for no more input for now */
+    bool closing;      /* close once wbuf is written */
+    bool closed;
+    bool in_recv;      /* inside the protocol's input processing: flushes are deferred */
+    struct lw_reap reap;
+};
+
+/* Take an accepted socket. */
+void lw_conn_new(struct lw_worker *w, int fd, const struct lw_listen_spec *listen, const struct sockaddr *peer);
+
+/* Queue plaintext for the peer (copied). Only from a protocol's produce step or a
+ * response-head callback; lw_conn_flush sends it. */
+void lw_conn_send(struct lw_conn *c, const void *data, size_t len);
+/* Ask for a write pass soon (coalesced: once per loop iteration). */
+void lw_conn_want_flush(struct lw_conn *c);
+/* Close now; pending output is dropped. The object is freed at a safe point. */
+void lw_conn_close(struct lw_conn *c);
+/* Close once everything queued has been written. */
+void lw_conn_close_after_flush(struct lw_conn *c);
+/* Stop and restart reading (backpressure from a full request-body buffer). Resuming also
+ * processes input already buffered (a pipelined request). */
+void lw_conn_pause_read(struct lw_conn *c);
+void lw_conn_resume_read(struct lw_conn *c);
+/* (Re)arm the connection's timer; 0 disarms. */
+void lw_conn_set_timeout(struct lw_conn *c, uint32_t ms);
+/* Graceful stop: GOAWAY on h2, close after the current exchange on h1, close if idle. */
+void lw_conn_shutdown(struct lw_conn *c);
+/* Switch a cleartext HTTP/1.1 connection to HTTP/2 (h2c upgrade); h2 is already made. */
+void lw_conn_switch_to_h2(struct lw_conn *c, struct lw_h2_front *h2);
+
+#endif

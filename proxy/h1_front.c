@@ -1,0 +1,496 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * HTTP/1.1 frontend. Requests are parsed strictly (ambiguous framing is a 400 and a close,
+ * never a guess), one exchange is in flight at a time, and the response is re-framed for
+ * the client rather than copied, so what the client sees is always self-consistent.
+ */
+#include "proxy/h1_front.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/http1.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "config/config.h"
+#include "proxy/conn.h"
+#include "proxy/h2_front.h"
+#include "proxy/request.h"
+#include "proxy/worker.h"
+
+enum h1_state {
+    H1_HEAD,      /* waiting for a request head */
+    H1_BODY,      /* reading the request body */
+    H1_RESPONSE,  /* request read; the response is under way */
+};
+
+struct lw_h1_front {
+    struct lw_conn *conn;
+    struct lw_request *req;
+    enum h1_state state;
+    enum lw_http1_body body;
+    uint64_t body_left;
+    struct lw_http1_chunked chunked;
+    int minor;
+    bool keep_alive;
+    bool head_sent;
+    bool resp_chunked;  /* chunked toward the client */
+    bool resp_close;    /* close-delimited toward the client */
+    bool body_read;     /* the whole request body has been read */
+    bool shutdown;
+    bool head_started; /* bytes of the next request head have arrived */
+};
+
+static const struct lw_request_front_ops h1_ops;
+
+struct lw_h1_front *lw_h1_front_new(struct lw_conn *c)
+{
+    struct lw_h1_front *h = lw_calloc(1, sizeof(*h));
+    h->conn = c;
+    h->state = H1_HEAD;
+    return h;
+}
+
+/* Answer with a status lowat makes itself and close the connection. */
+static void reply_and_close(struct lw_h1_front *h, int status, const char *why)
+{
+    char buf[256];
+    const char *text = lw_request_status_text(status);
+    int blen = snprintf(NULL, 0, "%d %s\n", status, text);
+    int n = snprintf(buf, sizeof(buf),
+                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n"
+                     "Connection: close\r\n\r\n%d %s\n",
+                     status, text, blen, status, text);
+    lw_log_info("%s: HTTP/1.1 request refused with %d: %s", h->conn->peer_str, status, why);
+    lw_conn_send(h->conn, buf, (size_t)n);
+    lw_conn_close_after_flush(h->conn);
+}
+
+static void h1_on_interim(struct lw_request *req, int status)
+{
+    struct lw_h1_front *h = req->conn->h1;
+    if (status == 100 && req->expect_continue && h->minor >= 1 && !h->head_sent) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        lw_conn_send(req->conn, cont, sizeof(cont) - 1);
+        lw_conn_want_flush(req->conn);
+    }
+}
+
+static void h1_on_response_head(struct lw_request *req)
+{
+    struct lw_h1_front *h = req->conn->h1;
+    struct lw_buf head;
+    lw_buf_init(&head);
+    bool bodyless = req->is_head || req->status == 204 || req->status == 304;
+    if (!bodyless && !req->resp_has_length) {
+        if (h->minor >= 1) {
+            h->resp_chunked = true;
+        } else {
+            h->resp_close = true;
+        }
+    }
+    if (h->resp_close || h->shutdown || h->conn->worker->draining) {
+        h->keep_alive = false;
+    }
+    /* Until the body is read, the connection cannot carry another request reliably. */
+    if (!h->body_read && h->state == H1_BODY) {
+        h->keep_alive = false;
+    }
+    lw_buf_appendf(&head, "HTTP/1.%d %d %s\r\n", h->minor, req->status, lw_request_status_text(req->status));
+    /* Reason phrases are optional and informational (RFC 9112 section 4); ours are standard. */
+    for (size_t i = 0; i < req->num_rheaders; i++) {
+        const struct lw_hdr *hd = &req->rheaders[i];
+        lw_buf_append(&head, hd->name, hd->name_len);
+        lw_buf_append(&head, ": ", 2);
+        lw_buf_append(&head, hd->value, hd->value_len);
+        lw_buf_append(&head, "\r\n", 2);
+    }
+    if (req->resp_has_length) {
+        lw_buf_appendf(&head, "Content-Length: %llu\r\n", (unsigned long long)req->resp_length);
+    } else if (h->resp_chunked) {
+        lw_buf_append(&head, "Transfer-Encoding: chunked\r\n", 28);
+    }
+    if (!h->keep_alive) {
+        lw_buf_append(&head, "Connection: close\r\n", 19);
+    } else if (h->minor == 0) {
+        lw_buf_append(&head, "Connection: keep-alive\r\n", 24);
+    }
+    lw_buf_append(&head, "\r\n", 2);
+    lw_conn_send(req->conn, lw_buf_head(&head), lw_buf_size(&head));
+    lw_buf_dispose(&head);
+    h->head_sent = true;
+    lw_conn_want_flush(req->conn);
+}
+
+static void h1_on_response_body(struct lw_request *req)
+{
+    lw_conn_want_flush(req->conn);
+}
+
+static void h1_on_error(struct lw_request *req, int status)
+{
+    struct lw_h1_front *h = req->conn->h1;
+    if (status == 0 || h->head_sent) {
+        /* Mid-response: a truncated body and a closed connection are the only honest signal. */
+        lw_request_front_done(req, true);
+        h->req = NULL;
+        lw_conn_close(h->conn);
+        return;
+    }
+    static const struct lw_hdr ctype = {"content-type", 12, "text/plain; charset=utf-8", 25};
+    lw_buf_dispose(&req->resp_body);
+    lw_buf_appendf(&req->resp_body, "%d %s\n", status, lw_request_status_text(status));
+    req->status = status;
+    req->rheaders = lw_malloc(sizeof(*req->rheaders));
+    req->rheaders[0] = ctype;
+    req->num_rheaders = 1;
+    req->resp_has_length = true;
+    req->resp_length = lw_buf_size(&req->resp_body);
+    req->resp_done = true;
+    h1_on_response_head(req);
+}
+
+static void h1_on_request_body_drained(struct lw_request *req)
+{
+    lw_conn_resume_read(req->conn);
+}
+
+static const struct lw_request_front_ops h1_ops = {
+    .on_interim = h1_on_interim,
+    .on_response_head = h1_on_response_head,
+    .on_response_body = h1_on_response_body,
+    .on_error = h1_on_error,
+    .on_request_body_drained = h1_on_request_body_drained,
+};
+
+/* Switch to h2c (RFC 7540 section 3.2) if the request asks for it and may. */
+static bool try_upgrade(struct lw_h1_front *h, struct lw_request *req, const struct lw_http1_request *r)
+{
+    if (h->conn->tls || !r->upgrade || r->body != LW_HTTP1_BODY_NONE) {
+        return false;
+    }
+    const struct lw_hdr *up = lw_request_find_header(req, "upgrade");
+    const struct lw_hdr *settings = lw_request_find_header(req, "http2-settings");
+    const struct lw_hdr *conn_hdr = lw_request_find_header(req, "connection");
+    if (up == NULL || settings == NULL || conn_hdr == NULL || !lw_http1_has_token(up->value, up->value_len, "h2c") ||
+        !lw_http1_has_token(conn_hdr->value, conn_hdr->value_len, "http2-settings")) {
+        return false;
+    }
+    struct lw_h2_front *h2 = lw_h2_front_new_upgrade(h->conn, settings->value, settings->value_len, req);
+    if (h2 == NULL) {
+        return false;
+    }
+    static const char resp[] = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
+    lw_conn_send(h->conn, resp, sizeof(resp) - 1);
+    lw_list_remove(&req->link);
+    h->req = NULL;
+    struct lw_conn *c = h->conn;
+    c->h1 = NULL;
+    free(h);
+    lw_conn_switch_to_h2(c, h2);
+    req->proto = "h2";
+    lw_request_dispatch(req);
+    return true;
+}
+
+/* Make a request from a parsed head. Returns false when the request was refused. */
+static bool start_request(struct lw_h1_front *h, const struct lw_http1_request *r)
+{
+    struct lw_conn *c = h->conn;
+    const char *target = r->target;
+    size_t target_len = r->target_len;
+    const char *authority = r->host;
+    size_t authority_len = r->host_len;
+    if (target_len > 0 && target[0] != '/') {
+        /* absolute-form (RFC 9112 section 3.2.2): take the path; Host must agree with it. */
+        const char *scheme_end = target_len > 7 ? strstr(target, "://") : NULL;
+        if (scheme_end == NULL || scheme_end > target + target_len - 3) {
+            if (target_len == 1 && target[0] == '*') {
+                reply_and_close(h, 400, "asterisk-form is not proxied");
+            } else {
+                reply_and_close(h, 400, "invalid request-target");
+            }
+            return false;
+        }
+        const char *auth = scheme_end + 3;
+        const char *path = memchr(auth, '/', (size_t)(target + target_len - auth));
+        if (path == NULL) {
+            path = "/";
+            target_len = 1;
+        } else {
+            target_len = (size_t)(target + target_len - path);
+        }
+        target = path;
+    }
+    if (authority == NULL || authority_len == 0) {
+        reply_and_close(h, 400, "missing Host");
+        return false;
+    }
+    struct lw_request *req = lw_request_new(c, &h1_ops);
+    req->front_state = h;
+    req->proto = r->minor_version == 1 ? "http/1.1" : "http/1.0";
+    req->method = lw_arena_strndup(&req->arena, r->method, r->method_len);
+    req->method_len = r->method_len;
+    req->is_head = r->method_len == 4 && memcmp(r->method, "HEAD", 4) == 0;
+    req->path = lw_arena_strndup(&req->arena, target, target_len);
+    req->path_len = target_len;
+    req->authority = lw_arena_strndup(&req->arena, authority, authority_len);
+    req->authority_len = authority_len;
+    req->scheme = c->tls ? "https" : "http";
+    for (size_t i = 0; i < r->num_headers; i++) {
+        const struct lw_http1_header *hd = &r->headers[i];
+        if (lw_http1_name_eq(hd->name, hd->name_len, "host")) {
+            continue;
+        }
+        lw_request_add_header(req, hd->name, hd->name_len, hd->value, hd->value_len);
+    }
+    req->has_body = r->body != LW_HTTP1_BODY_NONE;
+    req->content_length = r->body == LW_HTTP1_BODY_LENGTH ? (int64_t)r->content_length : -1;
+    req->expect_continue = r->expect_continue;
+    h->req = req;
+    h->minor = r->minor_version;
+    h->keep_alive = r->keep_alive && !h->shutdown;
+    h->head_sent = false;
+    h->resp_chunked = h->resp_close = false;
+    h->body = r->body;
+    h->body_left = r->content_length;
+    h->body_read = r->body == LW_HTTP1_BODY_NONE;
+    lw_http1_chunked_init(&h->chunked);
+    h->state = h->body_read ? H1_RESPONSE : H1_BODY;
+    h->head_started = false;
+    lw_conn_set_timeout(c, 0);
+    if (r->upgrade && try_upgrade(h, req, r)) {
+        return false;
+    }
+    if (req->method_len == 7 && memcmp(req->method, "CONNECT", 7) == 0) {
+        h1_on_error(req, 501);
+        h->keep_alive = false;
+        return true;
+    }
+    lw_request_dispatch(req);
+    return true;
+}
+
+/* Move request body bytes from rbuf to the request. */
+static void read_body(struct lw_h1_front *h)
+{
+    struct lw_conn *c = h->conn;
+    struct lw_request *req = h->req;
+    while (h->state == H1_BODY && lw_buf_size(&c->rbuf) > 0) {
+        if (req != NULL && lw_request_body_is_full(req)) {
+            lw_conn_pause_read(c);
+            return;
+        }
+        const char *data = lw_buf_head(&c->rbuf);
+        size_t avail = lw_buf_size(&c->rbuf);
+        if (h->body == LW_HTTP1_BODY_LENGTH) {
+            size_t take = (size_t)LW_MIN((uint64_t)avail, h->body_left);
+            if (req != NULL) {
+                lw_request_body(req, data, take);
+            }
+            lw_buf_consume(&c->rbuf, take);
+            h->body_left -= take;
+            if (h->body_left == 0) {
+                h->body_read = true;
+            }
+        } else {
+            const char *chunk = NULL;
+            size_t chunk_len = 0;
+            const char *reason = NULL;
+            ssize_t n = lw_http1_chunked_decode(&h->chunked, data, avail, &chunk, &chunk_len, &reason);
+            if (n < 0) {
+                if (req != NULL) {
+                    lw_request_front_done(req, true);
+                    h->req = NULL;
+                }
+                reply_and_close(h, 400, reason ? reason : "invalid chunked body");
+                return;
+            }
+            if (chunk_len > 0 && req != NULL) {
+                lw_request_body(req, chunk, chunk_len);
+            }
+            lw_buf_consume(&c->rbuf, (size_t)n);
+            if (lw_http1_chunked_is_done(&h->chunked)) {
+                h->body_read = true;
+            } else if (n == 0) {
+                return;
+            }
+        }
+        if (h->body_read) {
+            h->state = H1_RESPONSE;
+            if (req != NULL) {
+                lw_request_body_end(req);
+            }
+        }
+    }
+}
+
+int lw_h1_front_process(struct lw_h1_front *h)
+{
+    struct lw_conn *c = h->conn;
+    const struct lw_config_limits *lim = &c->worker->config->limits;
+    while (!c->closed && !c->closing && c->h1 == h) {
+        if (h->state == H1_BODY) {
+            read_body(h);
+            if (h->state == H1_BODY || c->closing) {
+                break;
+            }
+            continue;
+        }
+        if (h->state == H1_RESPONSE || lw_buf_size(&c->rbuf) == 0) {
+            break;
+        }
+        struct lw_http1_header headers[128];
+        struct lw_http1_request r;
+        const char *reason = NULL;
+        size_t max_headers = LW_MIN((size_t)lim->max_headers, LW_ARRAY_LEN(headers));
+        ssize_t n = lw_http1_parse_request(lw_buf_head(&c->rbuf), lw_buf_size(&c->rbuf), &r, headers, max_headers,
+                                           lim->max_header_bytes, &reason);
+        if (n == LW_EINCOMPLETE) {
+            if (!h->head_started) {
+                /* The clock for a whole head starts at its first byte (slowloris). */
+                h->head_started = true;
+                lw_conn_set_timeout(c, lim->client_header_timeout_ms);
+            }
+            break;
+        }
+        if (n == LW_ELIMIT) {
+            reply_and_close(h, 431, reason ? reason : "request head too large");
+            break;
+        }
+        if (n < 0) {
+            bool te = reason != NULL && strstr(reason, "Transfer-Encoding") != NULL && strstr(reason, "unsupported");
+            reply_and_close(h, te ? 501 : 400, reason ? reason : "malformed request");
+            break;
+        }
+        bool started = start_request(h, &r);
+        if (c->h1 != h) {
+            /* Upgraded to h2c: the head's bytes are consumed; the rest is h2. */
+            lw_buf_consume(&c->rbuf, (size_t)n);
+            return LW_ECLOSED;
+        }
+        lw_buf_consume(&c->rbuf, (size_t)n);
+        if (!started) {
+            break;
+        }
+    }
+    if (!c->closed && c->h1 == h && h->state == H1_HEAD && lw_buf_size(&c->rbuf) == 0) {
+        lw_buf_release(&c->rbuf);
+    }
+    return c->closed || c->closing || c->h1 != h ? LW_ECLOSED : 0;
+}
+
+/* The exchange is over on our side: next request, or close. */
+static void finish_exchange(struct lw_h1_front *h)
+{
+    struct lw_request *req = h->req;
+    h->req = NULL;
+    lw_request_front_done(req, false);
+    if (!h->keep_alive || !h->body_read) {
+        lw_conn_close_after_flush(h->conn);
+        return;
+    }
+    h->state = H1_HEAD;
+    lw_conn_set_timeout(h->conn, h->conn->worker->config->limits.client_idle_timeout_ms);
+    if (lw_buf_size(&h->conn->rbuf) > 0) {
+        /* A pipelined request waits in the buffer: its turn now. */
+        lw_conn_resume_read(h->conn);
+    }
+}
+
+size_t lw_h1_front_produce(struct lw_h1_front *h, size_t budget)
+{
+    struct lw_request *req = h->req;
+    if (req == NULL || !h->head_sent) {
+        return 0;
+    }
+    size_t total = 0;
+    size_t avail = lw_buf_size(&req->resp_body);
+    if (avail > 0) {
+        size_t n = LW_MIN(avail, budget);
+        if (h->resp_chunked) {
+            char line[24];
+            int l = snprintf(line, sizeof(line), "%zx\r\n", n);
+            lw_conn_send(h->conn, line, (size_t)l);
+        }
+        if (!req->is_head) {
+            lw_conn_send(h->conn, lw_buf_head(&req->resp_body), n);
+        }
+        if (h->resp_chunked) {
+            lw_conn_send(h->conn, "\r\n", 2);
+        }
+        lw_buf_consume(&req->resp_body, n);
+        req->resp_sent += n;
+        total += n;
+        lw_request_resp_consumed(req);
+        if (h->conn->closed || h->req != req) {
+            return total;
+        }
+    }
+    if (req->resp_done && lw_buf_size(&req->resp_body) == 0) {
+        if (h->resp_chunked) {
+            lw_conn_send(h->conn, "0\r\n\r\n", 5);
+            total += 5;
+        }
+        if (h->resp_close) {
+            h->keep_alive = false;
+        }
+        finish_exchange(h);
+    }
+    return total;
+}
+
+bool lw_h1_front_is_idle(const struct lw_h1_front *h)
+{
+    return h->req == NULL && h->state == H1_HEAD;
+}
+
+void lw_h1_front_on_eof(struct lw_h1_front *h)
+{
+    if (h->req != NULL) {
+        lw_request_front_done(h->req, true);
+        h->req = NULL;
+    }
+    lw_conn_close(h->conn);
+}
+
+void lw_h1_front_shutdown(struct lw_h1_front *h)
+{
+    h->shutdown = true;
+    h->keep_alive = false;
+    if (h->req == NULL) {
+        lw_conn_close(h->conn);
+    }
+}
+
+void lw_h1_front_on_timeout(struct lw_h1_front *h)
+{
+    struct lw_conn *c = h->conn;
+    if (h->req != NULL) {
+        return;
+    }
+    if (lw_buf_size(&c->rbuf) > 0) {
+        reply_and_close(h, 408, "request head not complete in time");
+        return;
+    }
+    lw_log_debug("%s: closing idle HTTP/1.1 connection", c->peer_str);
+    lw_conn_close(c);
+}
+
+void lw_h1_front_free(struct lw_h1_front *h)
+{
+    if (h->req != NULL) {
+        lw_request_front_done(h->req, true);
+        h->req = NULL;
+    }
+    free(h);
+}
+
+struct lw_request *lw_h1_front_take_request(struct lw_h1_front *h)
+{
+    struct lw_request *req = h->req;
+    h->req = NULL;
+    return req;
+}

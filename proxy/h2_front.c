@@ -1,0 +1,525 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * HTTP/2 frontend on nghttp2. nghttp2 validates requests as RFC 9113 section 8 asks
+ * (pseudo-headers, connection-specific fields, te other than "trailers", content-length
+ * against DATA); we add what a proxy must (header list size and count limits, CONNECT
+ * refused, authority required) and drive the session sans-I/O so the connection decides
+ * when bytes are produced.
+ */
+#include "proxy/h2_front.h"
+
+#include <nghttp2/nghttp2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "config/config.h"
+#include "proxy/conn.h"
+#include "proxy/request.h"
+#include "proxy/worker.h"
+
+/* The connection-level receive window: large, so that stream windows are what limits each
+ * upload and one slow stream cannot stall the others. */
+#define CONN_WINDOW (16 * 1024 * 1024)
+
+struct lw_h2_front {
+    struct lw_conn *conn;
+    nghttp2_session *session;
+    struct lw_list requests;
+    size_t num_open;
+    bool goaway;
+};
+
+/* Per-stream front state lives in the request; these fields are h2's own. */
+struct h2_stream_state {
+    size_t unconsumed;   /* DATA bytes not yet given back as window */
+    size_t header_bytes; /* decoded header list size so far */
+    int reject_status;   /* answer with this instead of proxying (431, 400, 501) */
+    bool deferred;       /* the data source waits for body bytes */
+    bool response_submitted;
+};
+
+static const struct lw_request_front_ops h2_ops;
+
+static struct h2_stream_state *st(struct lw_request *req)
+{
+    return (struct h2_stream_state *)req->front_state;
+}
+
+static struct lw_h2_front *front_of(struct lw_request *req)
+{
+    return req->conn->h2;
+}
+
+static ssize_t on_send_data(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
+                            uint32_t *flags, nghttp2_data_source *source, void *user_data)
+{
+    struct lw_request *req = source->ptr;
+    size_t n = LW_MIN(length, lw_buf_size(&req->resp_body));
+    if (n > 0) {
+        memcpy(buf, lw_buf_head(&req->resp_body), n);
+        lw_buf_consume(&req->resp_body, n);
+        req->resp_sent += n;
+        lw_request_resp_consumed(req);
+    }
+    if (lw_buf_size(&req->resp_body) == 0) {
+        if (req->resp_done) {
+            *flags |= NGHTTP2_DATA_FLAG_EOF;
+            return (ssize_t)n;
+        }
+        if (n == 0) {
+            st(req)->deferred = true;
+            return NGHTTP2_ERR_DEFERRED;
+        }
+    }
+    return (ssize_t)n;
+}
+
+static void submit_response(struct lw_request *req, int status, const struct lw_hdr *extra, size_t num_extra,
+                            bool has_length, uint64_t length)
+{
+    struct lw_h2_front *h = front_of(req);
+    size_t n = 0;
+    nghttp2_nv *nva = lw_malloc((num_extra + 2) * sizeof(*nva));
+    char status_str[4], len_str[24];
+    snprintf(status_str, sizeof(status_str), "%d", status);
+    nva[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status_str, 7, 3, NGHTTP2_NV_FLAG_NONE};
+    for (size_t i = 0; i < num_extra; i++) {
+        nva[n++] = (nghttp2_nv){(uint8_t *)extra[i].name, (uint8_t *)extra[i].value, extra[i].name_len,
+                                extra[i].value_len, NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE};
+    }
+    if (has_length) {
+        int l = snprintf(len_str, sizeof(len_str), "%llu", (unsigned long long)length);
+        nva[n++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)len_str, 14, (size_t)l, NGHTTP2_NV_FLAG_NONE};
+    }
+    bool no_body = req->is_head || status == 204 || status == 304 ||
+                   (req->resp_done && lw_buf_size(&req->resp_body) == 0 && has_length && length == 0);
+    nghttp2_data_provider prd = {.source.ptr = req, .read_callback = on_send_data};
+    st(req)->response_submitted = true;
+    int rv = nghttp2_submit_response(h->session, req->stream_id, nva, n, no_body ? NULL : &prd);
+    if (rv != 0) {
+        lw_log_debug("%s: stream %d: cannot submit response: %s", req->conn->peer_str, req->stream_id,
+                     nghttp2_strerror(rv));
+    }
+    free(nva);
+    lw_conn_want_flush(req->conn);
+}
+
+static void h2_on_response_head(struct lw_request *req)
+{
+    submit_response(req, req->status, req->rheaders, req->num_rheaders, req->resp_has_length, req->resp_length);
+}
+
+static void h2_on_response_body(struct lw_request *req)
+{
+    if (st(req)->deferred) {
+        st(req)->deferred = false;
+        nghttp2_session_resume_data(front_of(req)->session, req->stream_id);
+    }
+    lw_conn_want_flush(req->conn);
+}
+
+/* A response lowat makes itself: a status and a short plain-text body. */
+static void respond_error(struct lw_request *req, int status)
+{
+    static const struct lw_hdr ctype = {"content-type", 12, "text/plain; charset=utf-8", 25};
+    lw_buf_dispose(&req->resp_body);
+    lw_buf_appendf(&req->resp_body, "%d %s\n", status, lw_request_status_text(status));
+    req->status = status;
+    req->resp_done = true;
+    submit_response(req, status, &ctype, 1, true, lw_buf_size(&req->resp_body));
+}
+
+static void h2_on_error(struct lw_request *req, int status)
+{
+    if (status == 0 || st(req)->response_submitted) {
+        nghttp2_submit_rst_stream(front_of(req)->session, NGHTTP2_FLAG_NONE, req->stream_id,
+                                  NGHTTP2_INTERNAL_ERROR);
+        lw_conn_want_flush(req->conn);
+        return;
+    }
+    respond_error(req, status);
+}
+
+static void h2_on_interim(struct lw_request *req, int status)
+{
+    char s[4];
+    snprintf(s, sizeof(s), "%d", status);
+    nghttp2_nv nv = {(uint8_t *)":status", (uint8_t *)s, 7, 3, NGHTTP2_NV_FLAG_NONE};
+    nghttp2_submit_headers(front_of(req)->session, NGHTTP2_FLAG_NONE, req->stream_id, NULL, &nv, 1, NULL);
+    lw_conn_want_flush(req->conn);
+}
+
+static void h2_on_request_body_drained(struct lw_request *req)
+{
+    struct h2_stream_state *s = st(req);
+    if (s->unconsumed > 0) {
+        nghttp2_session_consume(front_of(req)->session, req->stream_id, s->unconsumed);
+        s->unconsumed = 0;
+        lw_conn_want_flush(req->conn);
+    }
+}
+
+static const struct lw_request_front_ops h2_ops = {
+    .on_interim = h2_on_interim,
+    .on_response_head = h2_on_response_head,
+    .on_response_body = h2_on_response_body,
+    .on_error = h2_on_error,
+    .on_request_body_drained = h2_on_request_body_drained,
+};
+
+static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+    struct lw_h2_front *h = user_data;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+        return 0;
+    }
+    struct lw_request *req = lw_request_new(h->conn, &h2_ops);
+    req->front_state = lw_calloc(1, sizeof(struct h2_stream_state));
+    req->stream_id = frame->hd.stream_id;
+    req->proto = "h2";
+    lw_list_push_back(&h->requests, &req->link);
+    h->num_open++;
+    nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, req);
+    return 0;
+}
+
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
+                     const uint8_t *value, size_t valuelen, uint8_t flags, void *user_data)
+{
+    struct lw_h2_front *h = user_data;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+        return 0; /* trailers are dropped: HTTP/1.1 chunked trailers are rarely wanted by apps */
+    }
+    struct lw_request *req = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    if (req == NULL) {
+        return 0;
+    }
+    const struct lw_config_limits *lim = &h->conn->worker->config->limits;
+    struct h2_stream_state *s = st(req);
+    /* RFC 9113 section 6.5.2 counts 32 bytes of overhead per field. */
+    s->header_bytes += namelen + valuelen + 32;
+    if (s->header_bytes > lim->max_header_bytes || req->num_headers >= lim->max_headers) {
+        s->reject_status = 431;
+        return 0;
+    }
+    const char *n = (const char *)name, *v = (const char *)value;
+    if (namelen > 0 && n[0] == ':') {
+        if (namelen == 7 && memcmp(n, ":method", 7) == 0) {
+            req->method = lw_arena_strndup(&req->arena, v, valuelen);
+            req->method_len = valuelen;
+            req->is_head = valuelen == 4 && memcmp(v, "HEAD", 4) == 0;
+            if (valuelen == 7 && memcmp(v, "CONNECT", 7) == 0) {
+                s->reject_status = 501;
+            }
+        } else if (namelen == 5 && memcmp(n, ":path", 5) == 0) {
+            req->path = lw_arena_strndup(&req->arena, v, valuelen);
+            req->path_len = valuelen;
+        } else if (namelen == 10 && memcmp(n, ":authority", 10) == 0) {
+            req->authority = lw_arena_strndup(&req->arena, v, valuelen);
+            req->authority_len = valuelen;
+        } else if (namelen == 7 && memcmp(n, ":scheme", 7) == 0) {
+            req->scheme = lw_arena_strndup(&req->arena, v, valuelen);
+        } else if (namelen == 9 && memcmp(n, ":protocol", 9) == 0) {
+            s->reject_status = 501;
+        }
+        return 0;
+    }
+    if (namelen == 4 && memcmp(n, "host", 4) == 0 && req->authority == NULL) {
+        req->authority = lw_arena_strndup(&req->arena, v, valuelen);
+        req->authority_len = valuelen;
+        return 0;
+    }
+    if (namelen == 4 && memcmp(n, "host", 4) == 0) {
+        return 0; /* :authority wins (RFC 9113 section 8.3.1) */
+    }
+    if (namelen == 14 && memcmp(n, "content-length", 14) == 0) {
+        /* nghttp2 has checked it is a number and will check it against the DATA frames. */
+        req->content_length = strtoll(lw_arena_strndup(&req->arena, v, valuelen), NULL, 10);
+    }
+    lw_request_add_header(req, n, namelen, v, valuelen);
+    return 0;
+}
+
+static void start_request(struct lw_h2_front *h, struct lw_request *req, bool end_stream)
+{
+    struct h2_stream_state *s = st(req);
+    req->has_body = !end_stream;
+    if (s->reject_status == 0 && (req->authority == NULL || req->authority_len == 0)) {
+        s->reject_status = 400;
+    }
+    if (s->reject_status != 0) {
+        lw_log_info("%s: stream %d: refused with %d", h->conn->peer_str, req->stream_id, s->reject_status);
+        req->body_end = true;
+        respond_error(req, s->reject_status);
+        return;
+    }
+    lw_request_dispatch(req);
+}
+
+static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+    struct lw_h2_front *h = user_data;
+    struct lw_request *req = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    if (req == NULL) {
+        return 0;
+    }
+    bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    switch (frame->hd.type) {
+    case NGHTTP2_HEADERS:
+        if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+            start_request(h, req, end_stream);
+            if (end_stream && req->front_attached && st(req)->reject_status == 0) {
+                lw_request_body_end(req);
+            }
+        } else if (end_stream) {
+            lw_request_body_end(req); /* trailers end the body */
+        }
+        break;
+    case NGHTTP2_DATA:
+        if (end_stream) {
+            lw_request_body_end(req);
+        }
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t stream_id, const uint8_t *data,
+                              size_t len, void *user_data)
+{
+    struct lw_request *req = nghttp2_session_get_stream_user_data(session, stream_id);
+    if (req == NULL || st(req)->reject_status != 0 || !req->back_attached) {
+        /* Nobody will read these bytes: give the window straight back. */
+        nghttp2_session_consume(session, stream_id, len);
+        return 0;
+    }
+    lw_request_body(req, (const char *)data, len);
+    if (lw_request_body_is_full(req)) {
+        st(req)->unconsumed += len;
+    } else {
+        nghttp2_session_consume(session, stream_id, len);
+    }
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code, void *user_data)
+{
+    struct lw_h2_front *h = user_data;
+    struct lw_request *req = nghttp2_session_get_stream_user_data(session, stream_id);
+    if (req == NULL) {
+        return 0;
+    }
+    nghttp2_session_set_stream_user_data(session, stream_id, NULL);
+    h->num_open--;
+    bool complete = req->resp_done && lw_buf_size(&req->resp_body) == 0 && error_code == NGHTTP2_NO_ERROR;
+    if (!complete && error_code != NGHTTP2_NO_ERROR) {
+        lw_log_debug("%s: stream %d closed: %s", h->conn->peer_str, stream_id, nghttp2_http2_strerror(error_code));
+    }
+    free(req->front_state);
+    req->front_state = NULL;
+    lw_request_front_done(req, !complete);
+    if (h->num_open == 0) {
+        if (h->goaway) {
+            /* Draining and the last stream is done: finish the connection. */
+            nghttp2_session_terminate_session(session, NGHTTP2_NO_ERROR);
+        }
+        lw_conn_set_timeout(h->conn, h->conn->worker->config->limits.client_idle_timeout_ms);
+    }
+    return 0;
+}
+
+static int on_invalid_frame(nghttp2_session *session, const nghttp2_frame *frame, int lib_error_code,
+                            void *user_data)
+{
+    struct lw_h2_front *h = user_data;
+    lw_log_debug("%s: invalid frame type %u on stream %d: %s", h->conn->peer_str, frame->hd.type,
+                 frame->hd.stream_id, nghttp2_strerror(lib_error_code));
+    return 0;
+}
+
+static int on_error(nghttp2_session *session, int lib_error_code, const char *msg, size_t len, void *user_data)
+{
+    struct lw_h2_front *h = user_data;
+    lw_log_debug("%s: h2: %.*s", h->conn->peer_str, (int)len, msg);
+    return 0;
+}
+
+static struct lw_h2_front *front_new(struct lw_conn *c)
+{
+    struct lw_h2_front *h = lw_calloc(1, sizeof(*h));
+    h->conn = c;
+    lw_list_init(&h->requests);
+    nghttp2_session_callbacks *cb;
+    nghttp2_session_callbacks_new(&cb);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk_recv);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+    nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb, on_invalid_frame);
+    nghttp2_session_callbacks_set_error_callback2(cb, on_error);
+    nghttp2_option *opt;
+    nghttp2_option_new(&opt);
+    /* Window updates follow what the backend has taken, not what we have received. */
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+    nghttp2_session_server_new2(&h->session, cb, h, opt);
+    nghttp2_session_callbacks_del(cb);
+    nghttp2_option_del(opt);
+    const struct lw_config_limits *lim = &c->worker->config->limits;
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, lim->max_concurrent_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 65535},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, lim->max_header_bytes},
+        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
+    };
+    nghttp2_submit_settings(h->session, NGHTTP2_FLAG_NONE, iv, LW_ARRAY_LEN(iv));
+    nghttp2_session_set_local_window_size(h->session, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW);
+    return h;
+}
+
+struct lw_h2_front *lw_h2_front_new(struct lw_conn *c)
+{
+    return front_new(c);
+}
+
+/* base64url (RFC 4648 section 5) without padding, as HTTP2-Settings carries. */
+static ssize_t base64url_decode(const char *in, size_t len, uint8_t *out, size_t cap)
+{
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = in[i];
+        int v;
+        if (ch >= 'A' && ch <= 'Z') {
+            v = ch - 'A';
+        } else if (ch >= 'a' && ch <= 'z') {
+            v = ch - 'a' + 26;
+        } else if (ch >= '0' && ch <= '9') {
+            v = ch - '0' + 52;
+        } else if (ch == '-' || ch == '+') {
+            v = 62;
+        } else if (ch == '_' || ch == '/') {
+            v = 63;
+        } else if (ch == '=') {
+            break;
+        } else {
+            return -1;
+        }
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o == cap) {
+                return -1;
+            }
+            out[o++] = (uint8_t)(acc >> bits);
+        }
+    }
+    return (ssize_t)o;
+}
+
+struct lw_h2_front *lw_h2_front_new_upgrade(struct lw_conn *c, const char *settings, size_t settings_len,
+                                            struct lw_request *req)
+{
+    uint8_t payload[256];
+    ssize_t n = base64url_decode(settings, settings_len, payload, sizeof(payload));
+    if (n < 0 || n % 6 != 0) {
+        return NULL;
+    }
+    struct lw_h2_front *h = front_new(c);
+    req->front_state = lw_calloc(1, sizeof(struct h2_stream_state));
+    int rv = nghttp2_session_upgrade2(h->session, payload, (size_t)n, req->is_head, req);
+    if (rv != 0) {
+        lw_log_info("%s: h2c upgrade refused: %s", c->peer_str, nghttp2_strerror(rv));
+        free(req->front_state);
+        req->front_state = NULL;
+        nghttp2_session_del(h->session);
+        free(h);
+        return NULL;
+    }
+    req->ops = &h2_ops;
+    req->stream_id = 1;
+    req->proto = "h2";
+    lw_list_push_back(&h->requests, &req->link);
+    h->num_open++;
+    return h;
+}
+
+int lw_h2_front_recv(struct lw_h2_front *h, const char *data, size_t len)
+{
+    ssize_t rv = nghttp2_session_mem_recv(h->session, (const uint8_t *)data, len);
+    if (rv < 0) {
+        lw_log_info("%s: HTTP/2 connection error: %s", h->conn->peer_str, nghttp2_strerror((int)rv));
+        return LW_EPROTO;
+    }
+    return 0;
+}
+
+size_t lw_h2_front_produce(struct lw_h2_front *h, size_t budget)
+{
+    size_t total = 0;
+    while (total < budget) {
+        const uint8_t *out;
+        ssize_t n = nghttp2_session_mem_send(h->session, &out);
+        if (n < 0) {
+            lw_log_info("%s: HTTP/2 send error: %s", h->conn->peer_str, nghttp2_strerror((int)n));
+            lw_conn_close(h->conn);
+            return total;
+        }
+        if (n == 0) {
+            break;
+        }
+        lw_conn_send(h->conn, out, (size_t)n);
+        total += (size_t)n;
+        if (h->conn->closed) {
+            break;
+        }
+    }
+    return total;
+}
+
+bool lw_h2_front_is_done(const struct lw_h2_front *h)
+{
+    return !nghttp2_session_want_read(h->session) && !nghttp2_session_want_write(h->session);
+}
+
+bool lw_h2_front_is_idle(const struct lw_h2_front *h)
+{
+    return h->num_open == 0;
+}
+
+void lw_h2_front_shutdown(struct lw_h2_front *h)
+{
+    if (h->goaway) {
+        return;
+    }
+    h->goaway = true;
+    if (h->num_open == 0) {
+        /* Nothing in flight: GOAWAY and stop reading, so the connection closes once it is out. */
+        nghttp2_session_terminate_session(h->session, NGHTTP2_NO_ERROR);
+        return;
+    }
+    /* Streams up to the last one processed finish; newer ones are refused by nghttp2. */
+    nghttp2_submit_goaway(h->session, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(h->session),
+                          NGHTTP2_NO_ERROR, NULL, 0);
+}
+
+void lw_h2_front_free(struct lw_h2_front *h)
+{
+    while (!lw_list_is_empty(&h->requests)) {
+        struct lw_request *req = LW_LIST_ENTRY(h->requests.next, struct lw_request, link);
+        free(req->front_state);
+        req->front_state = NULL;
+        lw_request_front_done(req, true);
+    }
+    nghttp2_session_del(h->session);
+    free(h);
+}

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The HTTP/2 frontend: one nghttp2 server session per connection, driven sans-I/O
+ * (mem_recv/mem_send), one lw_request per client stream. Request bodies use manual flow
+ * control: a stream's window opens only as the backend takes its bytes, so a slow backend
+ * slows the client's upload instead of filling memory. Response bodies are pulled from the
+ * request's buffer as the connection's write budget allows.
+ */
+#ifndef LW_PROXY_H2_FRONT_H
+#define LW_PROXY_H2_FRONT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct lw_conn;
+struct lw_h2_front;
+struct lw_request;
+
+/* A server session for c; queues the server's SETTINGS. */
+struct lw_h2_front *lw_h2_front_new(struct lw_conn *c);
+/* The same after an h2c Upgrade: stream 1 carries req (already half-closed by the client).
+ * settings: the HTTP2-Settings header value (base64url). NULL if it is malformed. */
+struct lw_h2_front *lw_h2_front_new_upgrade(struct lw_conn *c, const char *settings, size_t settings_len,
+                                            struct lw_request *req);
+/* Plaintext from the client. Returns 0, or LW_EPROTO when the connection must close (a
+ * GOAWAY has been queued where the protocol calls for one). */
+int lw_h2_front_recv(struct lw_h2_front *h, const char *data, size_t len);
+/* Produce frames into the connection, up to about budget bytes. Returns bytes produced. */
+size_t lw_h2_front_produce(struct lw_h2_front *h, size_t budget);
+/* Neither side has anything more to say: the connection can close. */
+bool lw_h2_front_is_done(const struct lw_h2_front *h);
+/* No stream is open. */
+bool lw_h2_front_is_idle(const struct lw_h2_front *h);
+/* Graceful stop: GOAWAY with the last stream processed; open streams finish. */
+void lw_h2_front_shutdown(struct lw_h2_front *h);
+/* Abort every request and free the session. */
+void lw_h2_front_free(struct lw_h2_front *h);
+
+#endif

@@ -1,0 +1,457 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The exchange between a frontend request and a backend HTTP/1.1 connection: routing,
+ * rebuilding the request head for HTTP/1.1, framing the body, relaying the response, retries
+ * of attempts that never reached a backend, and the bounded buffers in both directions.
+ *
+ * HTTP/1.1 framing is rebuilt from scratch, never copied: Content-Length and
+ * Transfer-Encoding from the client are dropped and the proxy states the framing it will
+ * actually send, which closes the h2->h1 and h1->h1 smuggling gaps.
+ */
+#include "proxy/request.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/http1.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/clock.h"
+#include "config/config.h"
+#include "proxy/accesslog.h"
+#include "proxy/backend.h"
+#include "proxy/pool.h"
+#include "proxy/worker.h"
+#include "proxy/conn.h"
+
+struct lw_request *lw_request_new(struct lw_conn *conn, const struct lw_request_front_ops *ops)
+{
+    struct lw_request *req = lw_calloc(1, sizeof(*req));
+    req->worker = conn->worker;
+    req->conn = conn;
+    req->ops = ops;
+    lw_list_init(&req->link);
+    lw_list_init(&req->wait_link);
+    lw_arena_init(&req->arena);
+    lw_buf_init(&req->bhead);
+    lw_buf_init(&req->bbody);
+    lw_buf_init(&req->resp_body);
+    req->content_length = -1;
+    req->start_us = lw_time_mono_us();
+    req->front_attached = true;
+    req->tls = conn->tls;
+    memcpy(req->client, conn->peer_str, sizeof(req->client));
+    req->client[sizeof(req->client) - 1] = '\0';
+    /* "1.2.3.4:5" or "[::1]:5": the ip part for X-Forwarded-For. */
+    const char *colon = strrchr(req->client, ':');
+    if (req->client[0] == '[') {
+        req->client_ip = req->client + 1;
+        const char *end = strchr(req->client, ']');
+        req->client_ip_len = end ? (size_t)(end - req->client_ip) : 0;
+    } else {
+        req->client_ip = req->client;
+        req->client_ip_len = colon ? (size_t)(colon - req->client) : strlen(req->client);
+    }
+    return req;
+}
+
+static void request_free(struct lw_reap *r)
+{
+    struct lw_request *req = LW_CONTAINER_OF(r, struct lw_request, reap);
+    lw_buf_dispose(&req->bhead);
+    lw_buf_dispose(&req->bbody);
+    lw_buf_dispose(&req->resp_body);
+    free(req->headers);
+    free(req->rheaders);
+    lw_arena_dispose(&req->arena);
+    free(req);
+}
+
+static void maybe_free(struct lw_request *req)
+{
+    if (req->front_attached || req->back_attached || req->reap.free_fn != NULL) {
+        return;
+    }
+    if (req->method != NULL) {
+        lw_accesslog_write(req->worker->proxy->access_log_fd, req);
+    }
+    lw_worker_reap(req->worker, &req->reap, request_free);
+}
+
+void lw_request_add_header(struct lw_request *req, const char *name, size_t name_len, const char *value,
+                           size_t value_len)
+{
+    if (req->num_headers == req->cap_headers) {
+        req->cap_headers = req->cap_headers ? req->cap_headers * 2 : 16;
+        req->headers = lw_realloc(req->headers, req->cap_headers * sizeof(*req->headers));
+    }
+    char *n = lw_arena_alloc(&req->arena, name_len + 1);
+    for (size_t i = 0; i < name_len; i++) {
+        char c = name[i];
+        n[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+    }
+    n[name_len] = '\0';
+    struct lw_hdr *h = &req->headers[req->num_headers++];
+    h->name = n;
+    h->name_len = name_len;
+    h->value = lw_arena_strndup(&req->arena, value, value_len);
+    h->value_len = value_len;
+}
+
+const struct lw_hdr *lw_request_find_header(const struct lw_request *req, const char *lower_name)
+{
+    size_t len = strlen(lower_name);
+    for (size_t i = 0; i < req->num_headers; i++) {
+        if (req->headers[i].name_len == len && memcmp(req->headers[i].name, lower_name, len) == 0) {
+            return &req->headers[i];
+        }
+    }
+    return NULL;
+}
+
+static bool name_is(const struct lw_hdr *h, const char *lower)
+{
+    size_t len = strlen(lower);
+    return h->name_len == len && memcmp(h->name, lower, len) == 0;
+}
+
+/* Headers listed in the request's Connection header are hop-by-hop too (RFC 9110 7.6.1). */
+static bool listed_in_connection(const struct lw_request *req, const struct lw_hdr *h)
+{
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const struct lw_hdr *c = &req->headers[i];
+        if (name_is(c, "connection")) {
+            char token[64];
+            if (h->name_len < sizeof(token)) {
+                memcpy(token, h->name, h->name_len);
+                token[h->name_len] = '\0';
+                if (lw_http1_has_token(c->value, c->value_len, token)) {
+                    return true;
+                }
+            }
+        }
+    }
+    return false;
+}
+
+static void append_joined(struct lw_buf *b, const struct lw_request *req, const char *name, const char *sep)
+{
+    bool first = true;
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const struct lw_hdr *h = &req->headers[i];
+        if (name_is(h, name)) {
+            if (!first) {
+                lw_buf_append(b, sep, strlen(sep));
+            }
+            lw_buf_append(b, h->value, h->value_len);
+            first = false;
+        }
+    }
+}
+
+static bool method_is(const struct lw_request *req, const char *m)
+{
+    size_t len = strlen(m);
+    return req->method_len == len && memcmp(req->method, m, len) == 0;
+}
+
+/* The HTTP/1.1 request head for the backend. */
+static void build_head(struct lw_request *req)
+{
+    struct lw_buf *b = &req->bhead;
+    lw_buf_append(b, req->method, req->method_len);
+    lw_buf_append(b, " ", 1);
+    lw_buf_append(b, req->path, req->path_len);
+    lw_buf_append(b, " HTTP/1.1\r\nHost: ", 17);
+    lw_buf_append(b, req->authority, req->authority_len);
+    lw_buf_append(b, "\r\n", 2);
+    bool cookie_done = false;
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const struct lw_hdr *h = &req->headers[i];
+        if (h->name[0] == ':' || lw_http1_is_hop_by_hop(h->name, h->name_len) || name_is(h, "host") ||
+            name_is(h, "content-length") || name_is(h, "x-forwarded-for") || name_is(h, "x-forwarded-proto") ||
+            name_is(h, "via") || name_is(h, "expect") || listed_in_connection(req, h)) {
+            continue;
+        }
+        if (name_is(h, "cookie")) {
+            /* h2 splits cookies into fields; HTTP/1.1 wants one line (RFC 9113 8.2.3). */
+            if (!cookie_done) {
+                lw_buf_append(b, "cookie: ", 8);
+                append_joined(b, req, "cookie", "; ");
+                lw_buf_append(b, "\r\n", 2);
+                cookie_done = true;
+            }
+            continue;
+        }
+        lw_buf_append(b, h->name, h->name_len);
+        lw_buf_append(b, ": ", 2);
+        lw_buf_append(b, h->value, h->value_len);
+        lw_buf_append(b, "\r\n", 2);
+    }
+    lw_buf_append(b, "X-Forwarded-For: ", 17);
+    if (lw_request_find_header(req, "x-forwarded-for") != NULL) {
+        append_joined(b, req, "x-forwarded-for", ", ");
+        lw_buf_append(b, ", ", 2);
+    }
+    lw_buf_append(b, req->client_ip, req->client_ip_len);
+    lw_buf_appendf(b, "\r\nX-Forwarded-Proto: %s\r\nVia: ", req->tls ? "https" : "http");
+    if (lw_request_find_header(req, "via") != NULL) {
+        append_joined(b, req, "via", ", ");
+        lw_buf_append(b, ", ", 2);
+    }
+    lw_buf_appendf(b, "%s lowat\r\n", strcmp(req->proto, "h2") == 0 ? "2" : req->proto + 5);
+    if (req->expect_continue && req->has_body) {
+        lw_buf_append(b, "Expect: 100-continue\r\n", 22);
+    }
+    if (req->has_body) {
+        if (req->content_length >= 0) {
+            lw_buf_appendf(b, "Content-Length: %lld\r\n", (long long)req->content_length);
+        } else {
+            lw_buf_append(b, "Transfer-Encoding: chunked\r\n", 28);
+            req->body_chunked = true;
+        }
+    } else if (method_is(req, "POST") || method_is(req, "PUT") || method_is(req, "PATCH")) {
+        lw_buf_append(b, "Content-Length: 0\r\n", 19);
+    }
+    lw_buf_append(b, "\r\n", 2);
+    if (!req->has_body) {
+        req->body_end = req->body_end_queued = true;
+    }
+}
+
+/* Host without the port: "example.com:8443" -> "example.com", "[::1]:8443" -> "[::1]". */
+static size_t host_len_of(const char *a, size_t len)
+{
+    if (len > 0 && a[0] == '[') {
+        const char *end = memchr(a, ']', len);
+        return end ? (size_t)(end - a) + 1 : len;
+    }
+    const char *colon = memchr(a, ':', len);
+    return colon ? (size_t)(colon - a) : len;
+}
+
+void lw_request_dispatch(struct lw_request *req)
+{
+    const struct lw_config *cfg = req->worker->config;
+    size_t hlen = host_len_of(req->authority, req->authority_len);
+    const struct lw_config_route *route =
+        lw_config_route_match(cfg, req->authority, hlen, req->path, req->path_len);
+    if (route == NULL) {
+        req->status = 404;
+        req->fail_reason = "no route";
+        req->ops->on_error(req, 404);
+        return;
+    }
+    size_t index = (size_t)(route->backend - cfg->backends);
+    req->upstream = req->worker->upstreams[index];
+    build_head(req);
+    req->back_attached = true;
+    req->tries = 1;
+    lw_upstream_acquire(req->upstream, req);
+}
+
+bool lw_request_body_is_full(const struct lw_request *req)
+{
+    return lw_buf_size(&req->bbody) >= req->worker->config->limits.max_buffered_bytes;
+}
+
+void lw_request_body(struct lw_request *req, const char *data, size_t len)
+{
+    req->body_in += len;
+    if (!req->back_attached || req->resp_done) {
+        return; /* nobody will read it: the exchange already ended */
+    }
+    if (req->body_chunked) {
+        lw_buf_appendf(&req->bbody, "%zx\r\n", len);
+        lw_buf_append(&req->bbody, data, len);
+        lw_buf_append(&req->bbody, "\r\n", 2);
+    } else {
+        lw_buf_append(&req->bbody, data, len);
+    }
+    if (req->bconn != NULL) {
+        lw_bconn_want_write(req->bconn);
+    }
+}
+
+void lw_request_body_end(struct lw_request *req)
+{
+    req->body_end = true;
+    if (req->body_end_queued) {
+        return;
+    }
+    if (req->body_chunked) {
+        lw_buf_append(&req->bbody, "0\r\n\r\n", 5);
+    }
+    req->body_end_queued = true;
+    if (req->bconn != NULL) {
+        lw_bconn_want_write(req->bconn);
+    }
+}
+
+void lw_request_on_body_written(struct lw_request *req)
+{
+    if (req->conn != NULL && !lw_request_body_is_full(req)) {
+        req->ops->on_request_body_drained(req);
+    }
+}
+
+void lw_request_resp_consumed(struct lw_request *req)
+{
+    if (req->bconn != NULL && req->bconn->read_paused &&
+        lw_buf_size(&req->resp_body) < req->worker->config->limits.max_buffered_bytes / 2) {
+        lw_bconn_resume_read(req->bconn);
+    }
+}
+
+void lw_request_front_done(struct lw_request *req, bool aborted)
+{
+    if (!req->front_attached) {
+        return;
+    }
+    req->front_attached = false;
+    req->conn = NULL;
+    lw_list_remove(&req->link);
+    if (aborted && req->back_attached) {
+        req->aborted = true;
+        lw_upstream_cancel_wait(req);
+        if (req->bconn != NULL) {
+            lw_bconn_abort(req->bconn);
+        }
+        req->back_attached = false;
+    }
+    maybe_free(req);
+}
+
+void lw_request_on_backend_interim(struct lw_request *req, int status)
+{
+    if (status == 103) {
+        /* Early Hints are recorded; turning them into pushes or forwarded hints is the
+         * push engine's job. */
+        req->interim_103++;
+        lw_log_debug("backend %s: 103 Early Hints for %.*s", req->member_name, (int)req->path_len, req->path);
+        return;
+    }
+    if (status == 100 && req->conn != NULL && req->ops->on_interim != NULL) {
+        req->ops->on_interim(req, status);
+    }
+}
+
+void lw_request_on_backend_head(struct lw_request *req, int status, const void *headers, size_t num_headers,
+                                bool has_length, uint64_t length)
+{
+    const struct lw_http1_header *hs = headers;
+    req->status = status;
+    req->resp_has_length = has_length;
+    req->resp_length = length;
+    req->rheaders = lw_malloc((num_headers ? num_headers : 1) * sizeof(*req->rheaders));
+    req->num_rheaders = 0;
+    const struct lw_http1_header *connection = NULL;
+    for (size_t i = 0; i < num_headers; i++) {
+        if (lw_http1_name_eq(hs[i].name, hs[i].name_len, "connection")) {
+            connection = &hs[i];
+        }
+    }
+    for (size_t i = 0; i < num_headers; i++) {
+        const struct lw_http1_header *h = &hs[i];
+        if (lw_http1_is_hop_by_hop(h->name, h->name_len) || lw_http1_name_eq(h->name, h->name_len, "content-length")) {
+            continue;
+        }
+        if (connection != NULL && h->name_len < 64) {
+            char token[64];
+            for (size_t k = 0; k < h->name_len; k++) {
+                char c = h->name[k];
+                token[k] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+            }
+            token[h->name_len] = '\0';
+            if (lw_http1_has_token(connection->value, connection->value_len, token)) {
+                continue;
+            }
+        }
+        struct lw_hdr *o = &req->rheaders[req->num_rheaders++];
+        char *n = lw_arena_alloc(&req->arena, h->name_len + 1);
+        for (size_t k = 0; k < h->name_len; k++) {
+            char c = h->name[k];
+            n[k] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+        }
+        n[h->name_len] = '\0';
+        o->name = n;
+        o->name_len = h->name_len;
+        o->value = lw_arena_strndup(&req->arena, h->value, h->value_len);
+        o->value_len = h->value_len;
+    }
+    req->resp_head_done = true;
+    if (req->conn != NULL) {
+        req->ops->on_response_head(req);
+    }
+}
+
+bool lw_request_on_backend_body(struct lw_request *req, const char *data, size_t len)
+{
+    if (req->conn == NULL) {
+        return true;
+    }
+    lw_buf_append(&req->resp_body, data, len);
+    req->ops->on_response_body(req);
+    return lw_buf_size(&req->resp_body) < req->worker->config->limits.max_buffered_bytes;
+}
+
+void lw_request_on_backend_done(struct lw_request *req)
+{
+    req->resp_done = true;
+    req->back_attached = false;
+    req->bconn = NULL;
+    if (req->conn != NULL) {
+        req->ops->on_response_body(req);
+    }
+    maybe_free(req);
+}
+
+void lw_request_on_backend_error(struct lw_request *req, int status, const char *reason, bool retryable)
+{
+    req->bconn = NULL;
+    req->fail_reason = reason;
+    if (retryable && req->conn != NULL && !req->resp_head_done && req->body_out == 0 &&
+        req->tries <= (int)req->upstream->cfg->retries) {
+        req->tries++;
+        req->bhead_sent = 0;
+        lw_upstream_acquire(req->upstream, req);
+        return;
+    }
+    req->back_attached = false;
+    if (req->conn != NULL) {
+        if (!req->resp_head_done) {
+            req->status = status;
+            req->ops->on_error(req, status);
+        } else {
+            req->resp_failed = true;
+            req->ops->on_error(req, 0);
+        }
+    }
+    maybe_free(req);
+}
+
+const char *lw_request_status_text(int status)
+{
+    switch (status) {
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Content Too Large";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Error";
+    }
+}

@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One proxied exchange: a frontend request (an h2 stream or an h1 message) and the HTTP/1.1
+ * exchange on a backend connection that serves it. The frontend fills in the request and
+ * feeds its body; the backend side feeds the response; each side is told about the other
+ * through calls here, so neither knows the other's protocol.
+ *
+ * Lifetime: the request lives while either side holds it. The frontend lets go with
+ * lw_request_front_done, the backend side when the exchange on its connection ends; the
+ * last one frees it (and writes the access log line). Buffers in both directions are
+ * bounded by limits.max_buffered_bytes: past it the producing side is paused.
+ */
+#ifndef LW_PROXY_REQUEST_H
+#define LW_PROXY_REQUEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/arena.h"
+#include "common/buf.h"
+#include "common/list.h"
+#include "proxy/worker.h"
+
+struct lw_request;
+struct lw_conn;
+struct lw_worker;
+struct lw_upstream;
+struct lw_member;
+struct lw_bconn;
+
+struct lw_hdr {
+    const char *name; /* lowercase */
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+};
+
+/* How the backend side tells the frontend about the response. Called from the event loop,
+ * never from inside a frontend call into this module. */
+struct lw_request_front_ops {
+    /* A 1xx the frontend should forward (100 Continue). */
+    void (*on_interim)(struct lw_request *req, int status);
+    /* status and response headers are ready. */
+    void (*on_response_head)(struct lw_request *req);
+    /* resp_body gained bytes, or resp_done became true. */
+    void (*on_response_body)(struct lw_request *req);
+    /* The exchange failed: before the head, answer with status (502, 503, 504); after the
+     * head, abort the response (RST_STREAM / close). */
+    void (*on_error)(struct lw_request *req, int status);
+    /* The backend took request body bytes: buffered bytes fell below the limit. */
+    void (*on_request_body_drained)(struct lw_request *req);
+};
+
+struct lw_request {
+    struct lw_worker *worker;
+    struct lw_conn *conn; /* NULL once the frontend has let go */
+    const struct lw_request_front_ops *ops;
+    struct lw_list link; /* in the frontend's list of requests */
+    int32_t stream_id;   /* h2 stream, 0 for h1 */
+    void *front_state;   /* the frontend's per-request state, owned by the frontend */
+    struct lw_arena arena;
+
+    /* The request as the frontend received it (strings in the arena). */
+    const char *method, *scheme, *authority, *path;
+    size_t method_len, authority_len, path_len;
+    struct lw_hdr *headers;
+    size_t num_headers, cap_headers;
+    int64_t content_length; /* -1: not given */
+    bool has_body;          /* body bytes will follow the head */
+    bool is_head;
+    bool expect_continue;
+    const char *proto; /* "h2", "http/1.1", "http/1.0" for the access log */
+    char client[64];   /* "ip:port" of the client */
+    const char *client_ip; /* the ip part, within client */
+    size_t client_ip_len;
+    bool tls;
+
+    /* Toward the backend. */
+    struct lw_buf bhead;  /* serialized request head, kept whole until the response head for retries */
+    size_t bhead_sent;
+    struct lw_buf bbody;  /* framed body bytes not yet written */
+    uint64_t body_in;     /* raw body bytes received from the client */
+    uint64_t body_out;    /* framed body bytes written to the backend */
+    bool body_chunked;    /* framing toward the backend */
+    bool body_end;        /* the client finished its body */
+    bool body_end_queued; /* the framing end (last chunk) is in bbody */
+
+    struct lw_upstream *upstream;
+    struct lw_member *member;
+    struct lw_bconn *bconn;
+    struct lw_list wait_link; /* in the upstream's wait queue */
+    int tries;
+    const char *fail_reason;
+    char member_name[96]; /* the last member tried, for the access log */
+
+    /* The response (strings in the arena). */
+    int status;
+    struct lw_hdr *rheaders;
+    size_t num_rheaders;
+    bool resp_has_length;
+    uint64_t resp_length;
+    bool resp_head_done;
+    bool resp_done;
+    bool resp_failed; /* the backend died mid-body */
+    struct lw_buf resp_body;
+    uint64_t resp_sent; /* body bytes the frontend sent on */
+    unsigned interim_103; /* Early Hints seen (recorded for the push engine) */
+
+    uint64_t start_us, upstream_start_us, upstream_head_us;
+    bool front_attached, back_attached;
+    bool aborted;
+    struct lw_reap reap;
+};
+
+/* A request for conn, attached to its frontend (front_attached). */
+struct lw_request *lw_request_new(struct lw_conn *conn, const struct lw_request_front_ops *ops);
+
+/* Copy a header in (name lowercased). */
+void lw_request_add_header(struct lw_request *req, const char *name, size_t name_len, const char *value,
+                           size_t value_len);
+/* First header with that lowercase name, or NULL. */
+const struct lw_hdr *lw_request_find_header(const struct lw_request *req, const char *lower_name);
+
+/* The head is complete: route it and send it to a backend. Failures found at once (no
+ * route, queue full, connect refused everywhere) call ops->on_error before this returns. */
+void lw_request_dispatch(struct lw_request *req);
+/* Raw body bytes from the client. */
+void lw_request_body(struct lw_request *req, const char *data, size_t len);
+/* The client's body is complete. */
+void lw_request_body_end(struct lw_request *req);
+/* Is the request body buffer over the limit (the frontend should stop reading)? */
+bool lw_request_body_is_full(const struct lw_request *req);
+/* The frontend took bytes from resp_body: maybe resume the backend read. */
+void lw_request_resp_consumed(struct lw_request *req);
+/* The frontend lets go (response sent, stream closed, or client gone: aborted). */
+void lw_request_front_done(struct lw_request *req, bool aborted);
+
+/* Backend side (backend.c and pool.c). */
+void lw_request_on_backend_interim(struct lw_request *req, int status);
+void lw_request_on_backend_head(struct lw_request *req, int status, const void *headers, size_t num_headers,
+                                bool has_length, uint64_t length);
+/* Framed body bytes were written to the backend (bbody shrank). */
+void lw_request_on_body_written(struct lw_request *req);
+/* Returns false when the frontend's buffer is full: stop reading until resumed. */
+bool lw_request_on_backend_body(struct lw_request *req, const char *data, size_t len);
+void lw_request_on_backend_done(struct lw_request *req);
+/* The backend exchange failed. retryable: nothing of the request reached a backend that
+ * could have acted on it. status: what to answer if no retry is possible (502 or 504). */
+void lw_request_on_backend_error(struct lw_request *req, int status, const char *reason, bool retryable);
+
+/* Short body text for a status the proxy generates. */
+const char *lw_request_status_text(int status);
+
+#endif

@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Worker threads: each runs its own event_base with its own listeners, backend pools and
+ * resolver. The main thread talks to a worker only through lw_worker_stop, which activates
+ * an event of the worker's base (libevent's pthreads support makes that safe).
+ */
+#include "proxy/worker.h"
+
+#include <event2/event.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "proxy/conn.h"
+#include "proxy/dns.h"
+#include "proxy/listener.h"
+#include "proxy/pool.h"
+
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+    struct lw_worker *w = arg;
+    /* Objects freed here may reap others; loop until the list is empty. */
+    while (!lw_list_is_empty(&w->reaped)) {
+        struct lw_reap *r = LW_LIST_ENTRY(w->reaped.next, struct lw_reap, link);
+        lw_list_remove(&r->link);
+        r->free_fn(r);
+    }
+}
+
+void lw_worker_reap(struct lw_worker *w, struct lw_reap *r, void (*free_fn)(struct lw_reap *r))
+{
+    r->free_fn = free_fn;
+    lw_list_push_back(&w->reaped, &r->link);
+    event_active(w->reap_ev, 0, 0);
+}
+
+static void exit_loop(struct lw_worker *w)
+{
+    for (size_t i = 0; i < w->num_upstreams; i++) {
+        lw_upstream_close_idle(w->upstreams[i]);
+    }
+    event_base_loopexit(w->base, NULL);
+}
+
+void lw_worker_check_drained(struct lw_worker *w)
+{
+    if (w->draining && w->num_conns == 0) {
+        exit_loop(w);
+    }
+}
+
+static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct lw_worker *w = arg;
+    lw_log_warn("worker %d: drain timeout: closing %zu connection(s) with exchanges in flight", w->id, w->num_conns);
+    while (!lw_list_is_empty(&w->conns)) {
+        lw_conn_close(LW_LIST_ENTRY(w->conns.next, struct lw_conn, link));
+    }
+    exit_loop(w);
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    struct lw_worker *w = arg;
+    if (w->draining) {
+        return;
+    }
+    w->draining = true;
+    for (size_t i = 0; i < w->num_listeners; i++) {
+        lw_listener_free(w->listeners[i]);
+    }
+    w->num_listeners = 0;
+    struct lw_list *it, *tmp;
+    LW_LIST_FOREACH_SAFE(it, tmp, &w->conns)
+    {
+        lw_conn_shutdown(LW_LIST_ENTRY(it, struct lw_conn, link));
+    }
+    uint32_t ms = w->config->drain_timeout_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    event_add(w->drain_timer, &tv);
+    lw_worker_check_drained(w);
+}
+
+int lw_worker_init(struct lw_worker *w, int id, const struct lw_proxy *proxy)
+{
+    memset(w, 0, sizeof(*w));
+    w->id = id;
+    w->proxy = proxy;
+    w->config = lw_config_ref(proxy->config);
+    lw_list_init(&w->conns);
+    lw_list_init(&w->reaped);
+    w->base = event_base_new();
+    if (w->base == NULL) {
+        lw_log_error("worker %d: cannot create an event loop", id);
+        return LW_EIO;
+    }
+    w->reap_ev = event_new(w->base, -1, 0, on_reap, w);
+    w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
+    w->drain_timer = evtimer_new(w->base, on_drain_timeout, w);
+    w->dns = lw_dns_new(w->base);
+    if (w->dns == NULL) {
+        return LW_EIO;
+    }
+    const struct lw_config *cfg = w->config;
+    w->num_upstreams = cfg->num_backends;
+    w->upstreams = lw_calloc(cfg->num_backends, sizeof(*w->upstreams));
+    for (size_t i = 0; i < cfg->num_backends; i++) {
+        w->upstreams[i] = lw_upstream_new(w, &cfg->backends[i]);
+    }
+    w->listeners = lw_calloc(proxy->num_listens, sizeof(*w->listeners));
+    for (size_t i = 0; i < proxy->num_listens; i++) {
+        struct lw_listen_spec *spec = &proxy->listens[i];
+        int fd = -1;
+        if (id == 0) {
+            fd = spec->first_fd;
+            spec->first_fd = -1;
+        }
+        struct lw_listener *l = lw_listener_new(w, spec, fd);
+        if (l == NULL) {
+            return LW_EIO;
+        }
+        w->listeners[w->num_listeners++] = l;
+    }
+    return 0;
+}
+
+static void *run(void *arg)
+{
+    struct lw_worker *w = arg;
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+int lw_worker_start(struct lw_worker *w)
+{
+    if (pthread_create(&w->thread, NULL, run, w) != 0) {
+        lw_log_error("worker %d: cannot start a thread", w->id);
+        return LW_EIO;
+    }
+    return 0;
+}
+
+void lw_worker_stop(struct lw_worker *w)
+{
+    event_active(w->stop_ev, 0, 0);
+}
+
+void lw_worker_join_and_dispose(struct lw_worker *w)
+{
+    if (w->thread) {
+        pthread_join(w->thread, NULL);
+    }
+    /* Whatever is left (after a drain timeout, or a failed start) is closed now. */
+    while (!lw_list_is_empty(&w->conns)) {
+        lw_conn_close(LW_LIST_ENTRY(w->conns.next, struct lw_conn, link));
+    }
+    for (size_t i = 0; i < w->num_listeners; i++) {
+        lw_listener_free(w->listeners[i]);
+    }
+    free(w->listeners);
+    for (size_t i = 0; i < w->num_upstreams; i++) {
+        if (w->upstreams[i] != NULL) {
+            lw_upstream_free(w->upstreams[i]);
+        }
+    }
+    free(w->upstreams);
+    if (w->base != NULL) {
+        on_reap(-1, 0, w);
+    }
+    if (w->dns != NULL) {
+        lw_dns_free(w->dns);
+    }
+    if (w->base != NULL) {
+        event_free(w->reap_ev);
+        event_free(w->stop_ev);
+        event_free(w->drain_timer);
+        /* Run what the frees above queued (the resolver's own teardown) before the base goes. */
+        event_base_loop(w->base, EVLOOP_NONBLOCK);
+        event_base_free(w->base);
+    }
+    lw_config_unref(w->config);
+}

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A worker: one thread, one event_base, its own SO_REUSEPORT listening sockets, its own
+ * backend pools, DNS channel and counters. Nothing on the request path is shared between
+ * workers or locked. The only cross-thread hand-off is lw_worker_stop (from the main
+ * thread), done with event_active on an event of the worker's base.
+ */
+#ifndef LW_PROXY_WORKER_H
+#define LW_PROXY_WORKER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/list.h"
+#include "config/config.h"
+
+struct event_base;
+struct event;
+struct lw_tls_ctx;
+struct lw_dns;
+struct lw_upstream;
+
+/* One configured listener as the process sees it: shared read-only by all workers. */
+struct lw_listen_spec {
+    const struct lw_config_listener *cfg;
+    struct lw_tls_ctx *tls; /* NULL for cleartext */
+    uint16_t port;          /* the bound port (differs from cfg->port when that was 0) */
+    int first_fd;           /* the socket bound by the main thread; worker 0 uses it */
+};
+
+/* An object closed inside one of its own callbacks is freed later, at a safe point of the
+ * loop: it embeds one of these and is handed to lw_worker_reap. */
+struct lw_reap {
+    struct lw_list link;
+    void (*free_fn)(struct lw_reap *r);
+};
+
+/* Process-wide, read-only once workers run. */
+struct lw_proxy {
+    struct lw_config *config;
+    struct lw_listen_spec *listens;
+    size_t num_listens;
+    int access_log_fd; /* -1: off */
+};
+
+struct lw_worker {
+    int id;
+    pthread_t thread;
+    struct event_base *base;
+    const struct lw_proxy *proxy;
+    struct lw_config *config; /* the snapshot new connections use */
+    struct lw_dns *dns;
+    struct lw_upstream **upstreams; /* one per config backend, same order */
+    size_t num_upstreams;
+    struct lw_listener **listeners;
+    size_t num_listeners;
+    struct lw_list conns;   /* frontend connections */
+    size_t num_conns;
+    struct lw_list reaped;  /* objects closed in a callback, freed at a safe point */
+    struct event *reap_ev;
+    struct event *stop_ev;  /* activated from the main thread */
+    struct event *drain_timer;
+    bool draining;
+};
+
+/* Create the worker's loop and everything it owns; 0 or LW_EIO (logged). */
+int lw_worker_init(struct lw_worker *w, int id, const struct lw_proxy *proxy);
+/* Start the thread running the loop until the worker has drained. */
+int lw_worker_start(struct lw_worker *w);
+/* From any thread: begin a graceful stop (stop accepting, GOAWAY, drain, exit the loop). */
+void lw_worker_stop(struct lw_worker *w);
+/* Join the thread and free everything. */
+void lw_worker_join_and_dispose(struct lw_worker *w);
+
+/* Free r with r->free_fn at the next safe point of the loop. */
+void lw_worker_reap(struct lw_worker *w, struct lw_reap *r, void (*free_fn)(struct lw_reap *r));
+/* Called when a connection goes away: a draining worker exits once none is left. */
+void lw_worker_check_drained(struct lw_worker *w);
+
+#endif
