@@ -222,13 +222,17 @@ static void flush(struct lw_conn *c)
     if (c->closed || c->in_recv) {
         return;
     }
-    /* Bounded: each round writes or stops; a connection cannot monopolize the loop. */
+    /* Bounded: a connection cannot monopolize the loop. `more` stays true while the
+     * protocol may still have bytes (it produced some, or was not asked because our buffer
+     * was full); a pass cut short by the bound queues another behind the other events. */
+    bool more = false;
     for (int round = 0; round < 16; round++) {
-        size_t produced = 0;
+        more = false;
         if (c->handshake_done) {
             size_t queued = lw_buf_size(&c->wbuf) + lw_buf_size(&c->pbuf);
+            more = true;
             if (queued < WBUF_HIGH) {
-                produced = produce(c, WBUF_HIGH - queued);
+                more = produce(c, WBUF_HIGH - queued) > 0;
                 if (c->closed) {
                     return;
                 }
@@ -247,12 +251,12 @@ static void flush(struct lw_conn *c)
             event_add(c->wev, NULL);
             return;
         }
-        if (produced == 0) {
+        if (!more) {
             break;
         }
     }
-    if (lw_buf_size(&c->wbuf) > 0) {
-        event_add(c->wev, NULL);
+    if (more) {
+        lw_conn_want_flush(c);
         return;
     }
     lw_buf_release(&c->wbuf);
@@ -260,9 +264,7 @@ static void flush(struct lw_conn *c)
     if (c->closing || (c->proto == LW_CONN_PROTO_H2 && lw_h2_front_is_done(c->h2))) {
         lw_conn_close(c);
     }
-}
-
-static void on_flush_ev(evutil_socket_t fd, short what, void *arg)
+}static void on_flush_ev(evutil_socket_t fd, short what, void *arg)
 {
     flush(arg);
 }
