@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Installs the Debian 12 packages lowat needs to build, test and demo, and only the missing
+# ones: a second run is a quick, silent no-op, so every other script can start by calling it.
+# apt-get update runs only when something has to be installed. Uses sudo only when not root.
+set -euo pipefail
+
+packages=(
+    meson ninja-build pkg-config gcc
+    libevent-dev android-libboringssl-dev libnghttp2-dev libc-ares-dev libyaml-dev
+    nghttp2-client nghttp2-proxy curl
+    python3 python3-h2 python3-pytest
+    iproute2 iputils-ping ca-certificates
+)
+
+is_installed() {
+    dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | grep -q '^install ok installed$'
+}
+
+if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
+    echo "deps.sh: this script needs a Debian-like system (dpkg and apt-get); Debian 12 is the reference" >&2
+    exit 1
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! is_installed "$p"; then
+        missing+=("$p")
+    fi
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+    exit 0
+fi
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+    if ! command -v sudo >/dev/null; then
+        echo "deps.sh: missing packages (${missing[*]}) and not root, and sudo is not installed" >&2
+        exit 1
+    fi
+    sudo=(sudo)
+fi
+
+echo "deps.sh: installing ${missing[*]}"
+"${sudo[@]}" apt-get update -q
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
