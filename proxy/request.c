@@ -353,7 +353,12 @@ void lw_request_on_backend_head(struct lw_request *req, int status, const void *
     }
     for (size_t i = 0; i < num_headers; i++) {
         const struct lw_http1_header *h = &hs[i];
-        if (lw_http1_is_hop_by_hop(h->name, h->name_len) || lw_http1_name_eq(h->name, h->name_len, "content-length")) {
+        if (lw_http1_is_hop_by_hop(h->name, h->name_len)) {
+            continue;
+        }
+        /* The frontend states the framing it sends; but a HEAD or 304 response has no body
+         * and its Content-Length describes the resource, so it passes through as is. */
+        if (lw_http1_name_eq(h->name, h->name_len, "content-length") && !req->is_head && status != 304) {
             continue;
         }
         if (connection != NULL && h->name_len < 64) {
