@@ -121,8 +121,8 @@ cat <<EOF
 lowat is listening on https://127.0.0.1:$proxy_port/ in front of lowat-demo-app on 127.0.0.1:$app_port.
 The certificate is self-signed, made at start-up. Try:
 
-  curl -k --http2 -v https://127.0.0.1:$proxy_port/     # the 103 Early Hints, then the page
-  nghttp -nv https://127.0.0.1:$proxy_port/             # the HTTP/2 frames, pushes included
+  curl -k --http2 -v https://127.0.0.1:$proxy_port/     # the page over HTTP/2, with the app's preload links
+  nghttp -nv https://127.0.0.1:$proxy_port/             # the HTTP/2 frames
   nghttp -ans https://127.0.0.1:$proxy_port/            # the page and its assets, with timings
 
 or open https://127.0.0.1:$proxy_port/ in a browser and accept the self-signed certificate.
