@@ -184,7 +184,6 @@ static bool try_upgrade(struct lw_h1_front *h, struct lw_request *req, const str
     }
     static const char resp[] = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
     lw_conn_send(h->conn, resp, sizeof(resp) - 1);
-    lw_list_remove(&req->link);
     h->req = NULL;
     struct lw_conn *c = h->conn;
     c->h1 = NULL;
