@@ -50,11 +50,26 @@ void lw_log_write_line(int fd, const char *line, int len)
     (void)r;
 }
 
+static void write_log(enum lw_log_level level, const char *fmt, va_list ap);
+
 void lw_logv(enum lw_log_level level, const char *fmt, va_list ap)
 {
     if (level > log_level) {
         return;
     }
+    write_log(level, fmt, ap);
+}
+
+void lw_log_always(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    write_log(LW_LOG_INFO, fmt, ap);
+    va_end(ap);
+}
+
+static void write_log(enum lw_log_level level, const char *fmt, va_list ap)
+{
     char line[4096];
     struct timespec ts;
     struct tm tm;

@@ -34,6 +34,10 @@ static inline bool lw_log_enabled(enum lw_log_level level)
 void lw_log(enum lw_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void lw_logv(enum lw_log_level level, const char *fmt, va_list ap);
 
+/* Log at info whatever the threshold: start-up and shutdown facts ("listening on ...") that
+ * operators and scripts wait for even when they asked for warnings only. */
+void lw_log_always(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Write a preformatted line (a newline is added) to fd in one write(2). */
 void lw_log_write_line(int fd, const char *line, int len);
 

@@ -213,7 +213,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < proxy.num_listens; i++) {
         const struct lw_listen_spec *s = &proxy.listens[i];
         bool v6 = strchr(s->cfg->host, ':') != NULL;
-        lw_log_info("listening on %s%s%s:%u (%s)", v6 ? "[" : "", s->cfg->host, v6 ? "]" : "", s->port,
+        lw_log_always("listening on %s%s%s:%u (%s)", v6 ? "[" : "", s->cfg->host, v6 ? "]" : "", s->port,
                     s->tls ? "tls" : "cleartext");
     }
     for (size_t i = 0; i < num_workers; i++) {
@@ -222,7 +222,7 @@ int main(int argc, char **argv)
             goto Exit;
         }
     }
-    lw_log_info("lowat %s started: %zu worker(s), config %s", LW_VERSION, num_workers, cfg->source);
+    lw_log_always("lowat %s started: %zu worker(s), config %s", LW_VERSION, num_workers, cfg->source);
 
     for (;;) {
         int sig = 0;
@@ -233,7 +233,7 @@ int main(int argc, char **argv)
             lw_log_warn("SIGHUP: configuration reload is not supported yet; restart to apply changes");
             continue;
         }
-        lw_log_info("%s: stopping gracefully (drain timeout %ums)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+        lw_log_always("%s: stopping gracefully (drain timeout %ums)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                     cfg->drain_timeout_ms);
         break;
     }
@@ -253,7 +253,7 @@ Exit:
         close(proxy.access_log_fd);
     }
     if (ret == 0) {
-        lw_log_info("stopped");
+        lw_log_always("stopped");
     }
     lw_config_unref(cfg);
     return ret;
