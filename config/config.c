@@ -700,14 +700,43 @@ static void load_tls(struct loader *ld, yaml_node_t *node, struct lw_config_list
                  &l->ticket_rotation_ms);
 }
 
+static void load_responsiveness(struct loader *ld, yaml_node_t *node, struct lw_config_responsiveness *r)
+{
+    enum { ENABLED, MIN_RTT, MAX_CWND, LOOP_SHARE, N };
+    static const char *const keys[N] = {"enabled", "min_rtt", "max_cwnd", "max_loop_share"};
+    yaml_node_t *v[N];
+    const char *s = scalar(node);
+
+    if (node->type != YAML_MAPPING_NODE) {
+        if (s == NULL || !parse_bool(s, &r->enabled)) {
+            fail(ld, node, "'responsiveness' must be true, false or a mapping");
+        }
+        return;
+    }
+    if (!read_mapping(ld, node, "'responsiveness'", "in responsiveness", keys, N, v)) {
+        return;
+    }
+    get_bool(ld, v[ENABLED], "enabled", &r->enabled);
+    get_duration(ld, v[MIN_RTT], "min_rtt", 0, 60 * LW_CONFIG_SECOND_MS, &r->min_rtt_ms);
+    /* In segments: Linux caps snd_cwnd well below a million. */
+    get_uint(ld, v[MAX_CWND], "max_cwnd", 0, 1000000, &r->max_cwnd);
+    get_uint(ld, v[LOOP_SHARE], "max_loop_share", 1, 100, &r->max_loop_share);
+}
+
 static yaml_node_t *load_listener(struct loader *ld, yaml_node_t *node, struct lw_config_listener *l)
 {
-    enum { ADDRESS, TLS, N };
-    static const char *const keys[N] = {"address", "tls"};
+    enum { ADDRESS, TLS, RESPONSIVENESS, N };
+    static const char *const keys[N] = {"address", "tls", "responsiveness"};
     yaml_node_t *v[N];
 
     l->session_tickets = true;
     l->ticket_rotation_ms = LW_CONFIG_HOUR_MS;
+    /* Tens of ms: on the internet the optimization pays; on a LAN or loopback its extra
+     * wake-ups would only cost throughput. */
+    l->responsiveness.enabled = true;
+    l->responsiveness.min_rtt_ms = 20;
+    l->responsiveness.max_cwnd = 0;
+    l->responsiveness.max_loop_share = 10;
     l->line = (uint32_t)node->start_mark.line + 1;
     if (!read_mapping(ld, node, "a listener", "in listener", keys, N, v)) {
         return NULL;
@@ -719,6 +748,9 @@ static yaml_node_t *load_listener(struct loader *ld, yaml_node_t *node, struct l
     }
     if (v[TLS] != NULL) {
         load_tls(ld, v[TLS], l);
+    }
+    if (v[RESPONSIVENESS] != NULL) {
+        load_responsiveness(ld, v[RESPONSIVENESS], &l->responsiveness);
     }
     return v[ADDRESS];
 }

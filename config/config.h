@@ -22,6 +22,14 @@ struct lw_config_cert {
     char *key_file;  /* PEM private key */
 };
 
+/* Writing for responsiveness (TCP_NOTSENT_LOWAT + TCP_INFO-sized writes): see proxy/sock.h. */
+struct lw_config_responsiveness {
+    bool enabled;            /* default true */
+    uint32_t min_rtt_ms;     /* below this RTT the optimization steps aside (throughput first); default 20ms */
+    uint32_t max_cwnd;       /* step aside when cwnd exceeds this many segments; 0 (default): never */
+    uint32_t max_loop_share; /* percent: step aside when the worker's loop time exceeds this share of the RTT; default 10 */
+};
+
 struct lw_config_listener {
     char *host;    /* literal address to bind: "127.0.0.1", "::1", "0.0.0.0", "::" */
     uint16_t port; /* 0: any free port (tests) */
@@ -30,6 +38,7 @@ struct lw_config_listener {
     size_t num_certs;             /* 0 with tls: a self-signed certificate is generated at start */
     bool session_tickets;         /* default true */
     uint32_t ticket_rotation_ms;  /* default 1h: a new encryption key this often, the old ones decrypt for 2 periods */
+    struct lw_config_responsiveness responsiveness;
     uint32_t line;                /* where it was declared, for messages */
 };
 

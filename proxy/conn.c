@@ -16,6 +16,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/clock.h"
 #include "common/mem.h"
 #include "config/config.h"
 #include "proxy/h1_front.h"
@@ -28,6 +29,15 @@
 /* Largest TLS record payload (RFC 8446 section 5.1). */
 #define TLS_RECORD_MAX 16384
 #define READ_CHUNK 16384
+/* Records that fit one typical segment, so the first bytes of a response can be decrypted as
+ * they arrive instead of after a whole 16 KiB record (dynamic record sizing). */
+#define SMALL_RECORD 1300
+/* Bytes sent in small records after a connection starts or wakes from idle. */
+#define SMALL_RECORD_BYTES (64 * 1024)
+#define IDLE_RESET_US 1000000
+/* On a short-RTT connection TCP_INFO is read again only this often (in flushes): a
+ * getsockopt per write would cost throughput where the optimization steps aside anyway. */
+#define TCP_INFO_SKIP 64
 
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -55,6 +65,13 @@ void lw_conn_new(struct lw_worker *w, int fd, const struct lw_listen_spec *liste
     lw_list_push_back(&w->conns, &c->link);
     w->num_conns++;
     lw_sock_tune_frontend(fd);
+    const struct lw_config_responsiveness *rc = &listen->cfg->responsiveness;
+    c->budget_cfg.enabled = rc->enabled;
+    c->budget_cfg.min_rtt_us = rc->min_rtt_ms * 1000u;
+    c->budget_cfg.max_cwnd = rc->max_cwnd;
+    c->budget_cfg.max_loop_share = rc->max_loop_share;
+    c->budget_cfg.pacing = rc->enabled && lw_sock_cc_paces(fd);
+    c->record_size = SMALL_RECORD;
     if (c->tls) {
         c->ssl = lw_tls_ctx_new_ssl(listen->tls);
         BIO *bio = lw_tls_bio_new(fd, &c->wbuf);
@@ -158,7 +175,7 @@ void lw_conn_want_flush(struct lw_conn *c)
 static int seal(struct lw_conn *c)
 {
     while (lw_buf_size(&c->pbuf) > 0) {
-        size_t n = LW_MIN(lw_buf_size(&c->pbuf), (size_t)TLS_RECORD_MAX);
+        size_t n = LW_MIN(lw_buf_size(&c->pbuf), c->record_size);
         ERR_clear_error();
         int r = SSL_write(c->ssl, lw_buf_head(&c->pbuf), (int)n);
         if (r <= 0) {
@@ -217,6 +234,42 @@ static int write_out(struct lw_conn *c)
     return 0;
 }
 
+/* The write budget for this pass (see proxy/sock.h), and the TLS record size to go with it. */
+static struct lw_sock_budget write_budget(struct lw_conn *c)
+{
+    struct lw_sock_budget b = {.active = false, .bytes = SIZE_MAX, .record_size = TLS_RECORD_MAX};
+    if (c->budget_cfg.enabled && c->skip_tcp_info == 0) {
+        struct lw_sock_tcp_state st;
+        if (lw_sock_read_tcp_state(c->fd, &st) == 0) {
+            c->rtt_us = st.rtt_us;
+            b = lw_sock_budget_compute(&st, &c->budget_cfg, 0);
+            if (!b.active && st.rtt_us < c->budget_cfg.min_rtt_us) {
+                c->skip_tcp_info = TCP_INFO_SKIP;
+            }
+            if (b.active != c->lowat_set) {
+                /* 1, not 0: 0 means "the system default", which is no limit at all. */
+                lw_sock_set_notsent_lowat(c->fd, b.active ? 1 : 0);
+                c->lowat_set = b.active;
+                lw_log_debug("%s: responsiveness %s (rtt %.1fms cwnd %u unacked %u mss %u): TCP_NOTSENT_LOWAT=%d",
+                             c->peer_str, b.active ? "on" : "off", st.rtt_us / 1000.0, st.cwnd, st.unacked, st.mss,
+                             lw_sock_get_notsent_lowat(c->fd));
+            }
+        }
+    } else if (c->skip_tcp_info > 0) {
+        c->skip_tcp_info--;
+    }
+    if (b.active) {
+        return b;
+    }
+    /* Not active: small records while a connection is new or fresh from idle, then full ones. */
+    uint64_t now = lw_time_mono_us();
+    if (now - c->last_write_us > IDLE_RESET_US) {
+        c->bytes_since_idle = 0;
+    }
+    b.record_size = c->bytes_since_idle < SMALL_RECORD_BYTES ? SMALL_RECORD : TLS_RECORD_MAX;
+    return b;
+}
+
 static void flush(struct lw_conn *c)
 {
     if (c->closed || c->in_recv) {
@@ -228,13 +281,22 @@ static void flush(struct lw_conn *c)
     bool more = false;
     for (int round = 0; round < 16; round++) {
         more = false;
+        struct lw_sock_budget budget = {.active = false};
         if (c->handshake_done) {
             size_t queued = lw_buf_size(&c->wbuf) + lw_buf_size(&c->pbuf);
             more = true;
             if (queued < WBUF_HIGH) {
-                more = produce(c, WBUF_HIGH - queued) > 0;
+                budget = write_budget(c);
+                c->record_size = budget.record_size;
+                size_t room = LW_MIN(WBUF_HIGH - queued, budget.bytes);
+                size_t produced = produce(c, room);
                 if (c->closed) {
                     return;
+                }
+                more = produced > 0;
+                c->bytes_since_idle += produced;
+                if (produced > 0) {
+                    c->last_write_us = lw_time_mono_us();
                 }
             }
         }
@@ -253,6 +315,13 @@ static void flush(struct lw_conn *c)
         }
         if (!more) {
             break;
+        }
+        if (budget.active) {
+            /* One budget per writable event: with TCP_NOTSENT_LOWAT at 1 the socket says
+             * writable again once these bytes have left, and the next budget is decided
+             * then, with whatever has become more urgent in the meantime. */
+            event_add(c->wev, NULL);
+            return;
         }
     }
     if (more) {
@@ -348,6 +417,10 @@ static bool handshake(struct lw_conn *c)
     int r = SSL_do_handshake(c->ssl);
     if (r == 1) {
         c->handshake_done = true;
+        /* What a record adds on the wire: header 5 + tag 16 + inner type 1 on TLS 1.3; header 5
+         * + explicit nonce 8 + tag 16 with TLS 1.2 AES-GCM (ChaCha20 needs 8 less: the margin
+         * only wastes a few bytes per segment). */
+        c->budget_cfg.tls_overhead = SSL_version(c->ssl) == TLS1_3_VERSION ? 22 : 29;
         const char *alpn = lw_tls_alpn(c->ssl);
         lw_log_debug("%s: TLS %s, ALPN %s", c->peer_str, SSL_get_version(c->ssl), alpn[0] ? alpn : "(none)");
         if (strcmp(alpn, "h2") == 0) {

@@ -16,6 +16,7 @@
 
 #include "common/buf.h"
 #include "common/list.h"
+#include "proxy/sock.h"
 #include "proxy/worker.h"
 
 struct event;
@@ -48,6 +49,14 @@ struct lw_conn {
     bool closing;      /* close once wbuf is written */
     bool closed;
     bool in_recv;      /* inside the protocol's input processing: flushes are deferred */
+    /* Writing for responsiveness (see proxy/sock.h). */
+    struct lw_sock_budget_cfg budget_cfg;
+    bool lowat_set;          /* TCP_NOTSENT_LOWAT is 1 */
+    uint32_t rtt_us;         /* from the last TCP_INFO read */
+    uint32_t skip_tcp_info;  /* flushes left before TCP_INFO is read again on a short RTT */
+    size_t record_size;      /* TLS record payload size for the next records */
+    uint64_t bytes_since_idle;
+    uint64_t last_write_us;
     struct lw_reap reap;
 };
 

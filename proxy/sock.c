@@ -2,11 +2,13 @@
 /* Socket options and address helpers shared by listeners, frontends and backends. */
 #include "proxy/sock.h"
 
+#include "common/err.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <linux/tcp.h> /* glibc's struct tcp_info lacks pacing_rate and notsent_bytes */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -116,4 +118,83 @@ int lw_sock_connect(const struct sockaddr *sa, socklen_t len)
         return -1;
     }
     return fd;
+}
+
+struct lw_sock_budget lw_sock_budget_compute(const struct lw_sock_tcp_state *st, const struct lw_sock_budget_cfg *cfg,
+                                             uint64_t loop_us)
+{
+    struct lw_sock_budget b = {.active = false, .bytes = SIZE_MAX, .record_size = 16384};
+    if (!cfg->enabled || st->mss == 0 || st->rtt_us < cfg->min_rtt_us || st->mss <= cfg->tls_overhead + 64) {
+        return b;
+    }
+    /* The loop's own latency adds to every response; past a share of the RTT, holding bytes
+     * back costs more than it saves. */
+    if (loop_us * 100 > (uint64_t)st->rtt_us * cfg->max_loop_share) {
+        return b;
+    }
+    if (cfg->max_cwnd != 0 && st->cwnd > cfg->max_cwnd) {
+        return b;
+    }
+    size_t payload = st->mss - cfg->tls_overhead;
+    /* What TCP sends at once: the free part of the window, plus one segment so the window
+     * never idles while our next write is being prepared (the talk's formula; H2O adds 2). */
+    uint32_t free_segs = st->cwnd > st->unacked ? st->cwnd - st->unacked : 0;
+    size_t bytes = ((size_t)free_segs + 1) * payload;
+    if (cfg->pacing && st->pacing_rate != 0 && st->pacing_rate != UINT64_MAX) {
+        /* A pacer releases the window over time: what it does not send now waits in the
+         * kernel, unsent, in front of whatever is urgent next. */
+        uint64_t slice = st->pacing_rate * LW_SOCK_PACING_SLICE_US / 1000000u;
+        if (slice < payload) {
+            slice = payload;
+        }
+        if (slice < bytes) {
+            bytes = (size_t)slice;
+        }
+    }
+    b.active = true;
+    b.bytes = bytes;
+    b.record_size = payload;
+    return b;
+}
+
+int lw_sock_read_tcp_state(int fd, struct lw_sock_tcp_state *st)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    memset(&ti, 0, sizeof(ti));
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) {
+        return LW_EIO;
+    }
+    st->rtt_us = ti.tcpi_rtt;
+    st->cwnd = ti.tcpi_snd_cwnd;
+    st->unacked = ti.tcpi_unacked;
+    st->mss = ti.tcpi_snd_mss;
+    st->notsent_bytes = ti.tcpi_notsent_bytes;
+    st->pacing_rate = ti.tcpi_pacing_rate;
+    return 0;
+}
+
+void lw_sock_set_notsent_lowat(int fd, unsigned value)
+{
+    setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &value, sizeof(value));
+}
+
+int lw_sock_get_notsent_lowat(int fd)
+{
+    int v = -1;
+    socklen_t len = sizeof(v);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, &len) != 0) {
+        return -1;
+    }
+    return v;
+}
+
+bool lw_sock_cc_paces(int fd)
+{
+    char name[16] = {0};
+    socklen_t len = sizeof(name) - 1;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, &len) != 0) {
+        return false;
+    }
+    return strncmp(name, "bbr", 3) == 0;
 }

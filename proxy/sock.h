@@ -11,6 +11,61 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+/*
+ * Writing for responsiveness. Bytes handed to the kernel can no longer be reprioritized, so
+ * on a connection with a real RTT lowat keeps the kernel's unsent queue near empty
+ * (TCP_NOTSENT_LOWAT = 1: the socket reports writable only once what it holds has gone
+ * out) and writes, per writable event, only what TCP puts on the wire at once: the free
+ * part of the congestion window, and under a pacing congestion control (BBR) no more than
+ * the pacing rate sends in a short slice. Unsent bytes then wait in the HTTP/2 stream queues,
+ * where a new, more urgent response still overtakes them. On a short RTT, or when the
+ * worker's own loop is slow relative to the RTT, the optimization steps aside.
+ */
+
+/* The TCP_INFO fields the budget needs (a copy, so the arithmetic is testable on records). */
+struct lw_sock_tcp_state {
+    uint32_t rtt_us;
+    uint32_t cwnd;    /* segments */
+    uint32_t unacked; /* segments in flight */
+    uint32_t mss;     /* bytes */
+    uint32_t notsent_bytes;
+    uint64_t pacing_rate; /* bytes per second; 0 or ~0 when unknown */
+};
+
+struct lw_sock_budget_cfg {
+    bool enabled;
+    uint32_t min_rtt_us;
+    uint32_t max_cwnd;       /* 0: no cut-off */
+    uint32_t max_loop_share; /* percent of the RTT */
+    bool pacing;             /* the congestion control paces (BBR) */
+    uint32_t tls_overhead;   /* bytes a TLS record adds (header, tag, type); 0 on cleartext */
+};
+
+/* How long a slice of pacing-rate bytes one wake-up writes under a pacing congestion
+ * control: short enough that the unsent bytes queued in front of an urgent response stay a
+ * small fraction of an internet RTT, long enough to keep wake-ups rare. */
+#define LW_SOCK_PACING_SLICE_US 2000
+
+struct lw_sock_budget {
+    bool active;        /* the optimization is on: LOWAT 1, write at most `bytes` */
+    size_t bytes;       /* payload bytes to produce for this writable event */
+    size_t record_size; /* TLS record payload size that fits one segment */
+};
+
+/* Pure: the write budget for one writable event given the socket's state and the worker's
+ * loop time (us per iteration, 0 if unknown). */
+struct lw_sock_budget lw_sock_budget_compute(const struct lw_sock_tcp_state *st, const struct lw_sock_budget_cfg *cfg,
+                                             uint64_t loop_us);
+
+/* Read TCP_INFO into st. 0, or LW_EIO. */
+int lw_sock_read_tcp_state(int fd, struct lw_sock_tcp_state *st);
+/* Set TCP_NOTSENT_LOWAT (0 restores the system default). */
+void lw_sock_set_notsent_lowat(int fd, unsigned value);
+/* Read TCP_NOTSENT_LOWAT back (for the debug log and tests); -1 on error. */
+int lw_sock_get_notsent_lowat(int fd);
+/* Does the socket's congestion control pace its sends itself (BBR)? */
+bool lw_sock_cc_paces(int fd);
+
 /* Tune an accepted frontend socket: TCP_NODELAY. */
 void lw_sock_tune_frontend(int fd);
 /* Tune a backend socket: TCP_NODELAY. */

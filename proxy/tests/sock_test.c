@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for the write-budget arithmetic of proxy/sock, on recorded TCP_INFO values. */
+#include "proxy/sock.h"
+
+#include <stdint.h>
+
+#include "common/tests/tap.h"
+
+static const struct lw_sock_budget_cfg cubic_tls13 = {
+    .enabled = true, .min_rtt_us = 20000, .max_cwnd = 0, .max_loop_share = 10, .pacing = false, .tls_overhead = 22};
+
+int main(void)
+{
+    /* A fresh connection across a 100 ms link: initial window of 10 segments, 2 in flight. */
+    struct lw_sock_tcp_state fresh = {.rtt_us = 100250, .cwnd = 10, .unacked = 2, .mss = 1448, .pacing_rate = 289600};
+    struct lw_sock_budget b = lw_sock_budget_compute(&fresh, &cubic_tls13, 0);
+    TAP_OK(b.active, "100 ms RTT: the optimization is on");
+    TAP_EQ_INT(b.bytes, (10 - 2 + 1) * (1448 - 22), "budget is (cwnd - unacked + 1) segments of TLS payload");
+    TAP_EQ_INT(b.record_size, 1448 - 22, "records fit one segment");
+
+    /* The window is full: one segment, so the next write is ready when an ACK frees room. */
+    struct lw_sock_tcp_state full = {.rtt_us = 100000, .cwnd = 40, .unacked = 40, .mss = 1448};
+    b = lw_sock_budget_compute(&full, &cubic_tls13, 0);
+    TAP_EQ_INT(b.bytes, 1448 - 22, "a full window leaves one segment of budget");
+    full.unacked = 45; /* unacked can exceed cwnd right after a loss */
+    b = lw_sock_budget_compute(&full, &cubic_tls13, 0);
+    TAP_EQ_INT(b.bytes, 1448 - 22, "unacked above cwnd is no negative budget");
+
+    /* Loopback: RTT far under min_rtt, so large writes. */
+    struct lw_sock_tcp_state lo = {.rtt_us = 31, .cwnd = 10, .unacked = 0, .mss = 32768};
+    b = lw_sock_budget_compute(&lo, &cubic_tls13, 0);
+    TAP_OK(!b.active && b.bytes == SIZE_MAX, "short RTT: the optimization steps aside");
+
+    /* A late request on a long transfer: cwnd has grown large. No cut-off by default... */
+    struct lw_sock_tcp_state big = {.rtt_us = 250000, .cwnd = 400, .unacked = 380, .mss = 1448};
+    b = lw_sock_budget_compute(&big, &cubic_tls13, 0);
+    TAP_OK(b.active && b.bytes == 21 * (1448 - 22), "large cwnd: still only the free window (no max-cwnd cut-off)");
+    /* ...but an operator can ask for one, as H2O has. */
+    struct lw_sock_budget_cfg capped = cubic_tls13;
+    capped.max_cwnd = 44;
+    b = lw_sock_budget_compute(&big, &capped, 0);
+    TAP_OK(!b.active, "max_cwnd set and exceeded: steps aside");
+
+    /* BBR paces: 20 Mbit/s = 2.5 MB/s, so a 2 ms slice is 5000 bytes, less than the window. */
+    struct lw_sock_budget_cfg bbr = cubic_tls13;
+    bbr.pacing = true;
+    struct lw_sock_tcp_state paced = {.rtt_us = 100000, .cwnd = 200, .unacked = 100, .mss = 1448, .pacing_rate = 2500000};
+    b = lw_sock_budget_compute(&paced, &bbr, 0);
+    TAP_EQ_INT(b.bytes, 2500000ull * LW_SOCK_PACING_SLICE_US / 1000000, "pacing: a slice of the pacing rate");
+    paced.pacing_rate = 100000; /* a slow pacer: at least one segment */
+    b = lw_sock_budget_compute(&paced, &bbr, 0);
+    TAP_EQ_INT(b.bytes, 1448 - 22, "a slow pacer still gets a whole segment");
+    paced.pacing_rate = UINT64_MAX; /* unknown: the window alone */
+    b = lw_sock_budget_compute(&paced, &bbr, 0);
+    TAP_EQ_INT(b.bytes, 101 * (1448 - 22), "unknown pacing rate: the window decides");
+
+    /* A slow loop: 15 ms per iteration on a 100 ms RTT is over the 10 % share. */
+    b = lw_sock_budget_compute(&fresh, &cubic_tls13, 15000);
+    TAP_OK(!b.active, "loop time above its share of the RTT: steps aside");
+    b = lw_sock_budget_compute(&fresh, &cubic_tls13, 5000);
+    TAP_OK(b.active, "loop time within its share: stays on");
+
+    struct lw_sock_budget_cfg off = cubic_tls13;
+    off.enabled = false;
+    TAP_OK(!lw_sock_budget_compute(&fresh, &off, 0).active, "disabled in the config: never on");
+    struct lw_sock_tcp_state nomss = fresh;
+    nomss.mss = 0;
+    TAP_OK(!lw_sock_budget_compute(&nomss, &cubic_tls13, 0).active, "no MSS yet: steps aside");
+
+    struct lw_sock_budget_cfg clear = cubic_tls13;
+    clear.tls_overhead = 0;
+    b = lw_sock_budget_compute(&fresh, &clear, 0);
+    TAP_EQ_INT(b.bytes, 9 * 1448, "cleartext: whole segments");
+    return tap_done();
+}
