@@ -910,16 +910,71 @@ static char *get_route_host(struct loader *ld, yaml_node_t *n)
     return host;
 }
 
+static void push_defaults(struct lw_config_push *p)
+{
+    /* Hints by default: every current browser acts on a 103, and none accepts push. */
+    p->policy = LW_CONFIG_PUSH_HINTS;
+    p->h1_hints = false;
+    p->max_per_request = 16;
+    p->max_per_connection = 100;
+}
+
+static bool parse_push_policy(const char *s, enum lw_config_push_policy *out)
+{
+    static const struct {
+        const char *name;
+        enum lw_config_push_policy policy;
+    } names[] = {{"none", LW_CONFIG_PUSH_NONE},
+                 {"hints", LW_CONFIG_PUSH_HINTS},
+                 {"push", LW_CONFIG_PUSH_PUSH},
+                 {"push+hints", LW_CONFIG_PUSH_PUSH_HINTS}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(s, names[i].name) == 0) {
+            *out = names[i].policy;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* `push: POLICY` or a mapping {policy, h1_hints, max_per_request, max_per_connection}. */
+static void load_push(struct loader *ld, yaml_node_t *node, struct lw_config_push *p)
+{
+    enum { POLICY, H1_HINTS, PER_REQUEST, PER_CONNECTION, N };
+    static const char *const keys[N] = {"policy", "h1_hints", "max_per_request", "max_per_connection"};
+    yaml_node_t *v[N];
+    const char *s = scalar(node);
+    yaml_node_t *policy = node;
+
+    if (node->type == YAML_MAPPING_NODE) {
+        if (!read_mapping(ld, node, "'push'", "in push", keys, N, v)) {
+            return;
+        }
+        policy = v[POLICY];
+        get_bool(ld, v[H1_HINTS], "h1_hints", &p->h1_hints);
+        get_uint(ld, v[PER_REQUEST], "max_per_request", 0, 1000, &p->max_per_request);
+        get_uint(ld, v[PER_CONNECTION], "max_per_connection", 0, 100000, &p->max_per_connection);
+        s = policy != NULL ? scalar(policy) : NULL;
+    }
+    if (policy != NULL && (s == NULL || !parse_push_policy(s, &p->policy))) {
+        fail(ld, policy, "'push' policy must be one of none, hints, push, push+hints");
+    }
+}
+
 static void load_route(struct loader *ld, yaml_node_t *node, struct lw_config_route *r)
 {
-    enum { HOST, PATH, BACKEND, N };
-    static const char *const keys[N] = {"host", "path", "backend"};
+    enum { HOST, PATH, BACKEND, PUSH, N };
+    static const char *const keys[N] = {"host", "path", "backend", "push"};
     yaml_node_t *v[N];
     const char *s;
     struct lw_config *cfg = ld->cfg;
 
+    push_defaults(&r->push);
     if (!read_mapping(ld, node, "a route", "in route", keys, N, v)) {
         return;
+    }
+    if (v[PUSH] != NULL) {
+        load_push(ld, v[PUSH], &r->push);
     }
     if (v[HOST] != NULL) {
         r->host = get_route_host(ld, v[HOST]);
@@ -959,6 +1014,7 @@ static void load_routes(struct loader *ld, yaml_node_t *root, yaml_node_t *seq)
             cfg->num_routes = 1;
             cfg->routes[0].backend = &cfg->backends[0];
             cfg->routes[0].path_prefix = lw_strdup("/");
+            push_defaults(&cfg->routes[0].push);
         }
         return;
     }

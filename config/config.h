@@ -63,10 +63,27 @@ struct lw_config_backend {
     uint32_t retries;             /* tries on another member for requests that never reached one; default 2 */
 };
 
+/* What the push engine does with a backend's preload links (Link: rel=preload on its 103
+ * interim responses and final responses). */
+enum lw_config_push_policy {
+    LW_CONFIG_PUSH_NONE = 0,   /* nothing: 103s are not forwarded, nothing is pushed */
+    LW_CONFIG_PUSH_HINTS,      /* forward the first 103 of a response (browsers act on the first only) */
+    LW_CONFIG_PUSH_PUSH,       /* turn preload links into HTTP/2 server pushes */
+    LW_CONFIG_PUSH_PUSH_HINTS, /* both */
+};
+
+struct lw_config_push {
+    enum lw_config_push_policy policy; /* default hints */
+    bool h1_hints;                     /* forward 103s to HTTP/1.1 clients too; default false */
+    uint32_t max_per_request;          /* pushes one response may start; default 16 */
+    uint32_t max_per_connection;       /* pushes one connection may carry; default 100 */
+};
+
 struct lw_config_route {
     char *host;        /* NULL: any host; "example.com" exact; "*.example.com" any subdomain */
     char *path_prefix; /* default "/" */
     struct lw_config_backend *backend; /* borrowed from lw_config.backends */
+    struct lw_config_push push;
 };
 
 struct lw_config_limits {

@@ -321,12 +321,16 @@ static void process_input(struct lw_bconn *bc)
                 return;
             }
             if (res.status < 200) {
-                lw_buf_consume(&bc->rbuf, (size_t)n);
                 if (res.status == 101) {
                     fail(bc, 502, "unexpected 101 response", false);
                     return;
                 }
-                lw_request_on_backend_interim(req, res.status);
+                /* The header views point into rbuf: consume only after the call. */
+                lw_request_on_backend_interim(req, res.status, hdrs, res.num_headers);
+                if (bc->req != req) {
+                    return;
+                }
+                lw_buf_consume(&bc->rbuf, (size_t)n);
                 continue;
             }
             bc->head_done = true;

@@ -71,9 +71,31 @@ static void reply_and_close(struct lw_h1_front *h, int status, const char *why)
 static void h1_on_interim(struct lw_request *req, int status)
 {
     struct lw_h1_front *h = req->conn->h1;
-    if (status == 100 && req->expect_continue && h->minor >= 1 && !h->head_sent) {
+    /* 1xx responses exist only from HTTP/1.1 on (RFC 9110 section 15.2). */
+    if (h->minor < 1 || h->head_sent) {
+        return;
+    }
+    if (status == 100 && req->expect_continue) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         lw_conn_send(req->conn, cont, sizeof(cont) - 1);
+        lw_conn_want_flush(req->conn);
+        return;
+    }
+    const struct lw_config_push *push = &req->route->push;
+    if (status == 103 && push->h1_hints &&
+        (push->policy == LW_CONFIG_PUSH_HINTS || push->policy == LW_CONFIG_PUSH_PUSH_HINTS)) {
+        struct lw_buf b;
+        lw_buf_init(&b);
+        lw_buf_append(&b, "HTTP/1.1 103 Early Hints\r\n", 26);
+        for (size_t i = 0; i < req->num_hints; i++) {
+            lw_buf_append(&b, "Link: ", 6);
+            lw_buf_append(&b, req->hints[i].value, req->hints[i].value_len);
+            lw_buf_append(&b, "\r\n", 2);
+        }
+        lw_buf_append(&b, "\r\n", 2);
+        lw_conn_send(req->conn, lw_buf_head(&b), lw_buf_size(&b));
+        lw_buf_dispose(&b);
+        req->hints_forwarded = true;
         lw_conn_want_flush(req->conn);
     }
 }

@@ -146,10 +146,27 @@ static void h2_on_error(struct lw_request *req, int status)
 
 static void h2_on_interim(struct lw_request *req, int status)
 {
+    const struct lw_hdr *extra = NULL;
+    size_t num_extra = 0;
+    if (status == 103) {
+        enum lw_config_push_policy p = req->route->push.policy;
+        if ((p != LW_CONFIG_PUSH_HINTS && p != LW_CONFIG_PUSH_PUSH_HINTS) || st(req)->response_submitted) {
+            return;
+        }
+        extra = req->hints;
+        num_extra = req->num_hints;
+        req->hints_forwarded = true;
+    }
+    nghttp2_nv *nva = lw_malloc((num_extra + 1) * sizeof(*nva));
     char s[4];
     snprintf(s, sizeof(s), "%d", status);
-    nghttp2_nv nv = {(uint8_t *)":status", (uint8_t *)s, 7, 3, NGHTTP2_NV_FLAG_NONE};
-    nghttp2_submit_headers(front_of(req)->session, NGHTTP2_FLAG_NONE, req->stream_id, NULL, &nv, 1, NULL);
+    nva[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)s, 7, 3, NGHTTP2_NV_FLAG_NONE};
+    for (size_t i = 0; i < num_extra; i++) {
+        nva[i + 1] = (nghttp2_nv){(uint8_t *)extra[i].name, (uint8_t *)extra[i].value, extra[i].name_len,
+                                  extra[i].value_len, NGHTTP2_NV_FLAG_NONE};
+    }
+    nghttp2_submit_headers(front_of(req)->session, NGHTTP2_FLAG_NONE, req->stream_id, NULL, nva, num_extra + 1, NULL);
+    free(nva);
     lw_conn_want_flush(req->conn);
 }
 

@@ -242,6 +242,7 @@ void lw_request_dispatch(struct lw_request *req)
         req->ops->on_error(req, 404);
         return;
     }
+    req->route = route;
     size_t index = (size_t)(route->backend - cfg->backends);
     req->upstream = req->worker->upstreams[index];
     build_head(req);
@@ -322,16 +323,47 @@ void lw_request_front_done(struct lw_request *req, bool aborted)
     maybe_free(req);
 }
 
-void lw_request_on_backend_interim(struct lw_request *req, int status)
+/* Keep the Link values of the first 103: what the frontend forwards and pushes from. */
+static void record_hints(struct lw_request *req, const struct lw_http1_header *hs, size_t n)
 {
-    if (status == 103) {
-        /* Early Hints are recorded; turning them into pushes or forwarded hints is the
-         * push engine's job. */
-        req->interim_103++;
-        lw_log_debug("backend %s: 103 Early Hints for %.*s", req->member_name, (int)req->path_len, req->path);
+    size_t links = 0;
+    for (size_t i = 0; i < n; i++) {
+        links += lw_http1_name_eq(hs[i].name, hs[i].name_len, "link");
+    }
+    if (links == 0) {
         return;
     }
-    if (status == 100 && req->conn != NULL && req->ops->on_interim != NULL) {
+    req->hints = lw_arena_alloc(&req->arena, links * sizeof(*req->hints));
+    for (size_t i = 0; i < n; i++) {
+        if (lw_http1_name_eq(hs[i].name, hs[i].name_len, "link")) {
+            struct lw_hdr *h = &req->hints[req->num_hints++];
+            h->name = "link";
+            h->name_len = 4;
+            h->value = lw_arena_strndup(&req->arena, hs[i].value, hs[i].value_len);
+            h->value_len = hs[i].value_len;
+        }
+    }
+}
+
+void lw_request_on_backend_interim(struct lw_request *req, int status, const void *headers, size_t num_headers)
+{
+    if (req->conn == NULL || req->ops->on_interim == NULL) {
+        return;
+    }
+    if (status == 103) {
+        /* Browsers act on the first 103 of a response only; later ones are dropped. */
+        if (req->interim_103++ > 0) {
+            return;
+        }
+        record_hints(req, headers, num_headers);
+        lw_log_debug("backend %s: 103 Early Hints with %zu link(s) for %.*s", req->member_name, req->num_hints,
+                     (int)req->path_len, req->path);
+        if (req->num_hints > 0) {
+            req->ops->on_interim(req, status);
+        }
+        return;
+    }
+    if (status == 100) {
         req->ops->on_interim(req, status);
     }
 }
@@ -437,26 +469,29 @@ void lw_request_on_backend_error(struct lw_request *req, int status, const char 
 
 const char *lw_request_status_text(int status)
 {
-    switch (status) {
-    case 400:
-        return "Bad Request";
-    case 404:
-        return "Not Found";
-    case 408:
-        return "Request Timeout";
-    case 413:
-        return "Content Too Large";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 501:
-        return "Not Implemented";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    default:
-        return "Error";
+    static const struct {
+        int status;
+        const char *text;
+    } texts[] = {
+        {100, "Continue"}, {101, "Switching Protocols"}, {103, "Early Hints"}, {200, "OK"}, {201, "Created"},
+        {202, "Accepted"}, {203, "Non-Authoritative Information"}, {204, "No Content"}, {205, "Reset Content"},
+        {206, "Partial Content"}, {300, "Multiple Choices"}, {301, "Moved Permanently"}, {302, "Found"},
+        {303, "See Other"}, {304, "Not Modified"}, {307, "Temporary Redirect"}, {308, "Permanent Redirect"},
+        {400, "Bad Request"}, {401, "Unauthorized"}, {403, "Forbidden"}, {404, "Not Found"},
+        {405, "Method Not Allowed"}, {406, "Not Acceptable"}, {408, "Request Timeout"}, {409, "Conflict"},
+        {410, "Gone"}, {411, "Length Required"}, {412, "Precondition Failed"}, {413, "Content Too Large"},
+        {414, "URI Too Long"}, {415, "Unsupported Media Type"}, {416, "Range Not Satisfiable"},
+        {417, "Expectation Failed"}, {421, "Misdirected Request"}, {422, "Unprocessable Content"},
+        {425, "Too Early"}, {426, "Upgrade Required"}, {428, "Precondition Required"}, {429, "Too Many Requests"},
+        {431, "Request Header Fields Too Large"}, {500, "Internal Server Error"}, {501, "Not Implemented"},
+        {502, "Bad Gateway"}, {503, "Service Unavailable"}, {504, "Gateway Timeout"},
+        {505, "HTTP Version Not Supported"},
+    };
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        if (texts[i].status == status) {
+            return texts[i].text;
+        }
     }
+    /* The reason phrase is optional (RFC 9112 section 4): none beats a wrong one. */
+    return "";
 }

@@ -27,6 +27,7 @@ struct lw_worker;
 struct lw_upstream;
 struct lw_member;
 struct lw_bconn;
+struct lw_config_route;
 
 struct lw_hdr {
     const char *name; /* lowercase */
@@ -38,7 +39,7 @@ struct lw_hdr {
 /* How the backend side tells the frontend about the response. Called from the event loop,
  * never from inside a frontend call into this module. */
 struct lw_request_front_ops {
-    /* A 1xx the frontend should forward (100 Continue). */
+    /* A 1xx the frontend should forward: 100 Continue, or 103 Early Hints (req->hints). */
     void (*on_interim)(struct lw_request *req, int status);
     /* status and response headers are ready. */
     void (*on_response_head)(struct lw_request *req);
@@ -104,7 +105,11 @@ struct lw_request {
     bool resp_failed; /* the backend died mid-body */
     struct lw_buf resp_body;
     uint64_t resp_sent; /* body bytes the frontend sent on */
-    unsigned interim_103; /* Early Hints seen (recorded for the push engine) */
+    unsigned interim_103; /* Early Hints seen */
+    struct lw_hdr *hints; /* Link values of the first 103 (strings in the arena) */
+    size_t num_hints;
+    bool hints_forwarded;
+    const struct lw_config_route *route;
 
     uint64_t start_us, upstream_start_us, upstream_head_us;
     bool front_attached, back_attached;
@@ -136,7 +141,8 @@ void lw_request_resp_consumed(struct lw_request *req);
 void lw_request_front_done(struct lw_request *req, bool aborted);
 
 /* Backend side (backend.c and pool.c). */
-void lw_request_on_backend_interim(struct lw_request *req, int status);
+/* A 1xx from the backend; headers: struct lw_http1_header[num_headers], borrowed. */
+void lw_request_on_backend_interim(struct lw_request *req, int status, const void *headers, size_t num_headers);
 void lw_request_on_backend_head(struct lw_request *req, int status, const void *headers, size_t num_headers,
                                 bool has_length, uint64_t length);
 /* Framed body bytes were written to the backend (bbody shrank). */
@@ -148,7 +154,7 @@ void lw_request_on_backend_done(struct lw_request *req);
  * could have acted on it. status: what to answer if no retry is possible (502 or 504). */
 void lw_request_on_backend_error(struct lw_request *req, int status, const char *reason, bool retryable);
 
-/* Short body text for a status the proxy generates. */
+/* The standard reason phrase of status, or "" when there is none to give. */
 const char *lw_request_status_text(int status);
 
 #endif
