@@ -1,0 +1,197 @@
+# SPDX-License-Identifier: MIT
+"""TLS on the frontend: versions, ALPN, certificates chosen by SNI, session tickets."""
+
+import socket
+import ssl
+import subprocess
+import threading
+
+import pytest
+
+from h1client import H1Conn, request_bytes
+from h2client import H2Client, client_tls_context
+from runners import curl
+
+
+def tls_connect(port, *, server_hostname="localhost", ctx=None, session=None, alpn=("http/1.1",),
+                min_version=None, max_version=None):
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    ctx = ctx or client_tls_context(alpn=alpn, min_version=min_version, max_version=max_version)
+    try:
+        return ctx.wrap_socket(sock, server_hostname=server_hostname, session=session)
+    except BaseException:
+        sock.close()
+        raise
+
+
+def verifying_context(certs, alpn=("http/1.1",), check_hostname=True):
+    ctx = ssl.create_default_context(cafile=str(certs["ca"]))
+    ctx.check_hostname = check_hostname
+    ctx.set_alpn_protocols(list(alpn))
+    return ctx
+
+
+def get_over(ssock, path="/name", host="localhost"):
+    c = H1Conn(0, sock=ssock)
+    c.send(request_bytes("GET", path, host))
+    return c.read_response()
+
+
+def leaf_cn(ssock):
+    return dict(x[0] for x in ssock.getpeercert()["subject"])["commonName"]
+
+
+@pytest.mark.parametrize("version,tlsver", [("1.2", ssl.TLSVersion.TLSv1_2), ("1.3", ssl.TLSVersion.TLSv1_3)])
+def test_tls_version_h2_h1_get(lowat, backend, version, tlsver):
+    lw = lowat(backend())
+    r = curl(lw.url("/name"), "-k", "--http2", f"--tlsv{version}", "--tls-max", version)
+    assert (r.rc, r.status, r.http_version, r.body) == (0, 200, "2", b"app"), r.stderr
+    s = tls_connect(lw.tls_port, alpn=("h2", "http/1.1"), min_version=tlsver, max_version=tlsver)
+    try:
+        assert s.version() == f"TLSv{version}"
+        assert s.selected_alpn_protocol() == "h2"
+    finally:
+        s.close()
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
+def test_tls11_refused(lowat, backend, certs):
+    lw = lowat(backend())
+    old = client_tls_context(alpn=("http/1.1",))
+    old.set_ciphers("DEFAULT:@SECLEVEL=0")
+    old.minimum_version = ssl.TLSVersion.TLSv1_1
+    old.maximum_version = ssl.TLSVersion.TLSv1_1
+
+    # Control: this client really can complete a TLS 1.1 handshake (with a server that allows it),
+    # so a failure against lowat means lowat refused, not that the client could not try.
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    server_ctx.minimum_version = ssl.TLSVersion.TLSv1_1
+    server_ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    server_ctx.load_cert_chain(certs["lh_cert"], certs["lh_key"])
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    ls.settimeout(10)
+
+    def serve():
+        try:
+            c, _ = ls.accept()
+            c.settimeout(10)
+            with server_ctx.wrap_socket(c, server_side=True) as sc:
+                sc.recv(1)
+        except (OSError, ssl.SSLError):
+            pass
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        s = tls_connect(ls.getsockname()[1], ctx=old)
+        assert s.version() == "TLSv1.1"
+        s.close()
+    except (ssl.SSLError, OSError) as e:
+        pytest.skip(f"this OpenSSL cannot complete a TLS 1.1 handshake at all: {e}")
+    finally:
+        t.join(10)
+        ls.close()
+
+    with pytest.raises((ssl.SSLError, ConnectionResetError, ConnectionAbortedError)):
+        s = tls_connect(lw.tls_port, ctx=old)
+        s.close()
+    # and lowat still serves modern clients
+    s = tls_connect(lw.tls_port)
+    try:
+        assert get_over(s).status == 200
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("offer,chosen", [(("h2", "http/1.1"), "h2"), (("http/1.1", "h2"), "h2"),
+                                          (("http/1.1",), "http/1.1"), (None, None)])
+def test_tls_alpn_selection(lowat, backend, offer, chosen):
+    lw = lowat(backend())
+    s = tls_connect(lw.tls_port, alpn=offer)
+    try:
+        assert s.selected_alpn_protocol() == chosen
+        if chosen == "h2":
+            c = H2Client(lw.tls_port, sock=s)
+            st = c.get("/name")
+            assert (st.status, bytes(st.body)) == (200, b"app")
+        else:
+            r = get_over(s)
+            assert (r.status, bytes(r.body)) == (200, b"app")
+    finally:
+        s.close()
+
+
+def test_tls_h1_curl_alpn_http11(lowat, backend):
+    lw = lowat(backend())
+    r = curl(lw.url("/name"), "-k", "--http1.1")
+    assert (r.rc, r.status, r.http_version, r.body) == (0, 200, "1.1", b"app"), r.stderr
+
+
+def test_tls_sni_selects_certificate(lowat, backend, certs):
+    tls = {"certificates": [{"cert": str(certs["a_cert"]), "key": str(certs["a_key"])},
+                            {"cert": str(certs["b_cert"]), "key": str(certs["b_key"])}]}
+    lw = lowat(backend(), listeners=[{"address": "127.0.0.1:0", "tls": tls}])
+    for name, cn in (("a.test", "a.test"), ("www.a.test", "a.test"), ("b.test", "b.test")):
+        s = tls_connect(lw.tls_port, server_hostname=name, ctx=verifying_context(certs))
+        try:
+            assert leaf_cn(s) == cn, name
+            assert get_over(s, host=name).status == 200
+        finally:
+            s.close()
+    # An unknown name and no SNI at all get the first (default) certificate.
+    for name in ("c.test", None):
+        s = tls_connect(lw.tls_port, server_hostname=name, ctx=verifying_context(certs, check_hostname=False))
+        try:
+            assert leaf_cn(s) == "a.test", name
+        finally:
+            s.close()
+
+
+def test_tls_relative_cert_paths_resolve_against_config_dir(lowat, backend, certs, copy_certs, tmp_path):
+    conf_dir = copy_certs(tmp_path / "conf")
+    cfg = {"workers": 1, "log": {"level": "info", "access": "off"},
+           "listeners": [{"address": "127.0.0.1:0", "tls": {"certificates": [{"cert": "lh.pem", "key": "lh.key"}]}}],
+           "backends": [{"name": "app", "members": [backend().address]}]}
+    # Start from another working directory: the paths must be taken relative to the file.
+    lw = lowat(config=cfg, config_dir=conf_dir, cwd="/")
+    s = tls_connect(lw.tls_port, server_hostname="localhost", ctx=verifying_context(certs))
+    try:
+        assert leaf_cn(s) == "localhost"
+        assert get_over(s).status == 200
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("tlsver", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_tls_session_resumption_with_ticket(lowat, backend, tlsver):
+    lw = lowat(backend())
+    ctx = client_tls_context(alpn=("http/1.1",), min_version=tlsver, max_version=tlsver)
+    s = tls_connect(lw.tls_port, ctx=ctx)
+    try:
+        assert not s.session_reused
+        assert get_over(s).status == 200  # TLS 1.3 tickets arrive after the handshake
+        session = s.session
+    finally:
+        s.close()
+    assert session is not None and session.has_ticket, "lowat issued no session ticket"
+    for _ in range(3):  # with 2 workers, the next connections may land on either
+        s = tls_connect(lw.tls_port, ctx=ctx, session=session)
+        try:
+            assert s.session_reused, f"session not resumed ({s.version()})"
+            assert get_over(s).status == 200
+        finally:
+            s.close()
+
+
+def test_tls_generated_certificate_names_localhost(lowat, backend):
+    lw = lowat(backend())
+    s = tls_connect(lw.tls_port)
+    try:
+        der = s.getpeercert(binary_form=True)
+    finally:
+        s.close()
+    text = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-text"], input=der,
+                          stdout=subprocess.PIPE, check=True, timeout=10).stdout.decode()
+    assert "localhost" in text

@@ -1,0 +1,143 @@
+# SPDX-License-Identifier: MIT
+"""HTTP/2 over TLS in front of HTTP/1.1 origins: real clients, concurrency, bodies both ways
+with flow control."""
+
+import hashlib
+import json
+import os
+import time
+
+import h2.settings
+import pytest
+
+from backend import pattern_bytes, pattern_sha256
+from h2client import H2Client
+from runners import curl, nghttp
+
+
+def test_h2_h1_get_curl(lowat, backend):
+    lw = lowat(backend())
+    r = curl(lw.url("/echo/x?q=1"), "-k", "--http2")
+    assert (r.rc, r.status, r.http_version) == (0, 200, "2"), r.stderr
+    echo = json.loads(r.body)
+    assert (echo["method"], echo["path"], echo["version"]) == ("GET", "/echo/x?q=1", "HTTP/1.1")
+
+
+def test_h2_h1_get_nghttp(lowat, backend):
+    lw = lowat(backend())
+    p = nghttp(lw.url("/name"), "-v")
+    out = p.stdout.decode(errors="replace")
+    assert p.returncode == 0, out + p.stderr.decode(errors="replace")
+    assert ":status: 200" in out
+    p = nghttp(lw.url("/name"))
+    assert (p.returncode, p.stdout) == (0, b"app"), p.stderr
+
+
+def test_h2_h1_many_concurrent_streams(lowat, backend):
+    """100 streams on one connection, each waiting 300 ms at the origin, finish together."""
+    b = backend()
+    lw = lowat(b, workers=1)
+    c = H2Client(lw.tls_port)
+    start = time.monotonic()
+    sids = [c.request("GET", f"/slow/300?i={i}") for i in range(100)]
+    streams = c.wait_streams(sids, timeout=20)
+    elapsed = time.monotonic() - start
+    assert [s.status for s in streams] == [200] * 100
+    assert all(bytes(s.body) == b"slow\n" for s in streams)
+    assert elapsed < 10, f"100 x 300 ms took {elapsed:.1f}s: streams were not concurrent"
+    assert b.max_open > 1
+
+
+def test_h2_advertises_max_concurrent_streams(lowat, backend):
+    lw = lowat(backend(), limits={"max_concurrent_streams": 7})
+    c = H2Client(lw.tls_port)
+    c.wait_for(lambda: c.remote_settings_seen, what="server SETTINGS")
+    assert c.conn.remote_settings.max_concurrent_streams == 7
+
+
+def test_h2_h1_post_with_content_length(lowat, backend):
+    b = backend()
+    lw = lowat(b)
+    body = os.urandom(300_000)
+    c = H2Client(lw.tls_port)
+    st = c.wait_stream(c.request("POST", "/echo", headers=[("content-length", str(len(body)))], body=body))
+    assert st.status == 200
+    echo = json.loads(st.body)
+    assert echo["body_len"] == len(body)
+    assert echo["body_sha256"] == hashlib.sha256(body).hexdigest()
+    assert echo["method"] == "POST"
+
+
+@pytest.mark.parametrize("separate_end", [False, True], ids=["end_on_last_data", "end_on_empty_data"])
+def test_h2_h1_post_without_content_length(lowat, backend, separate_end):
+    """No content-length on h2: the origin must still get the whole body (chunked or counted),
+    whether END_STREAM rides on the last DATA frame or on an empty one after it."""
+    b = backend()
+    lw = lowat(b)
+    body = pattern_bytes(2_000_000)
+    c = H2Client(lw.tls_port)
+    st = c.wait_stream(c.request("POST", "/echo", body=body, separate_end=separate_end), timeout=10)
+    assert st.status == 200
+    echo = json.loads(st.body)
+    assert (echo["body_len"], echo["body_sha256"]) == (len(body), pattern_sha256(len(body)))
+    framing = {n.lower(): v for n, v in echo["headers"] if n.lower() in ("content-length", "transfer-encoding")}
+    assert framing in ({"transfer-encoding": "chunked"}, {"content-length": str(len(body))}), framing
+
+
+def test_h2_h1_upload_beyond_initial_window(lowat, backend):
+    """8 MiB up with the default 64 KiB windows: lowat must keep sending WINDOW_UPDATE."""
+    lw = lowat(backend())
+    n = 8 << 20
+    c = H2Client(lw.tls_port, timeout=30)
+    sid = c.request("PUT", "/echo", headers=[("content-length", str(n))], body=pattern_bytes(n))
+    st = c.wait_stream(sid)
+    echo = json.loads(st.body)
+    assert (st.status, echo["body_len"], echo["body_sha256"]) == (200, n, pattern_sha256(n))
+
+
+def test_h2_h1_download_with_small_client_window(lowat, backend):
+    """8 MiB down through a 16 KiB stream window that the client reopens as it reads."""
+    lw = lowat(backend())
+    n = 8 << 20
+    c = H2Client(lw.tls_port, timeout=30, settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 16384})
+    st = c.wait_stream(c.request("GET", f"/bytes/{n}", keep_body=False))
+    assert (st.status, st.body_len, st.sha256) == (200, n, pattern_sha256(n))
+    assert st.header("content-length") == str(n)
+
+
+def test_h2_h1_parallel_downloads_interleave(lowat, backend):
+    """Two 4 MiB responses on one connection both complete intact."""
+    lw = lowat(backend())
+    n = 4 << 20
+    c = H2Client(lw.tls_port, timeout=30)
+    sids = [c.request("GET", f"/bytes/{n}", keep_body=False), c.request("GET", f"/chunked/{n}", keep_body=False)]
+    for st in c.wait_streams(sids):
+        assert (st.status, st.body_len, st.sha256) == (200, n, pattern_sha256(n))
+
+
+def test_h2_h1_head_has_no_body(lowat, backend):
+    lw = lowat(backend())
+    c = H2Client(lw.tls_port)
+    st = c.wait_stream(c.request("HEAD", "/bytes/1000"))
+    assert (st.status, st.body_len) == (200, 0)
+    assert st.header("content-length") == "1000"
+
+
+def test_h2_h1_status_codes_pass_through(lowat, backend):
+    lw = lowat(backend())
+    c = H2Client(lw.tls_port)
+    sids = {code: c.request("GET", f"/status/{code}") for code in (201, 204, 404, 418, 500, 503)}
+    c.wait_streams(sids.values())
+    for code, sid in sids.items():
+        st = c.streams[sid]
+        assert st.status == code
+        assert bytes(st.body) == (b"" if code == 204 else f"status {code}\n".encode())
+
+
+def test_h2_h1_many_sequential_streams_one_connection(lowat, backend):
+    """More streams over a connection's life than max_concurrent_streams allows at once."""
+    lw = lowat(backend(), limits={"max_concurrent_streams": 10})
+    c = H2Client(lw.tls_port)
+    for batch in range(5):
+        sids = [c.request("GET", "/name") for _ in range(10)]
+        assert [s.status for s in c.wait_streams(sids)] == [200] * 10

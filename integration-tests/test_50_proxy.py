@@ -1,0 +1,267 @@
+# SPDX-License-Identifier: MIT
+"""What the origin receives and what the client gets back: request line, Host, hop-by-hop
+headers, X-Forwarded-*, Via, bodies in every framing, the keep-alive pool and its limits,
+routes, names resolved with c-ares, balancing."""
+
+import hashlib
+import json
+import threading
+
+import pytest
+
+from backend import pattern_sha256
+from h1client import H1Conn, request_bytes
+from h2client import H2Client
+from runners import curl
+
+HOP_BY_HOP = ("connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade")
+
+
+def echo_of(body):
+    return json.loads(body)
+
+
+def joined(echo, name):
+    vals = [v for n, v in echo["headers"] if n.lower() == name]
+    return ", ".join(vals) if vals else None
+
+
+def count(echo, name):
+    return sum(1 for n, _ in echo["headers"] if n.lower() == name)
+
+
+def test_h2_h1_request_line_and_host_from_authority(lowat, backend):
+    lw = lowat(backend())
+    c = H2Client(lw.tls_port)
+    st = c.get("/echo/a%20b?x=1&y=2", authority="example.test:8443")
+    echo = echo_of(st.body)
+    assert (echo["method"], echo["path"], echo["version"]) == ("GET", "/echo/a%20b?x=1&y=2", "HTTP/1.1")
+    assert joined(echo, "host") == "example.test:8443"
+    assert count(echo, "host") == 1
+
+
+def test_h2_h1_host_header_when_no_authority(lowat, backend):
+    lw = lowat(backend())
+    c = H2Client(lw.tls_port)
+    sid = c.send_headers([(":method", "GET"), (":scheme", "https"), (":path", "/echo"), ("host", "hosty.test")],
+                         end_stream=True)
+    st = c.wait_stream(sid)
+    assert st.status == 200
+    echo = echo_of(st.body)
+    assert joined(echo, "host") == "hosty.test"
+    assert count(echo, "host") == 1
+
+
+def test_h1_h1_host_passed_through(lowat, backend):
+    lw = lowat(backend())
+    c = H1Conn(lw.clear_port)
+    c.send(request_bytes("GET", "/echo", "foo.test:99"))
+    echo = echo_of(c.read_response().body)
+    assert joined(echo, "host") == "foo.test:99" and count(echo, "host") == 1
+
+
+def test_h1_h1_hop_by_hop_headers_removed(lowat, backend):
+    lw = lowat(backend())
+    c = H1Conn(lw.clear_port)
+    c.send(request_bytes("GET", "/echo", "localhost", headers=[
+        ("Connection", "keep-alive, X-Custom-Hop"), ("X-Custom-Hop", "secret"), ("Keep-Alive", "timeout=5"),
+        ("Proxy-Connection", "keep-alive"), ("Upgrade", "websocket"), ("X-Keep", "yes")]))
+    r = c.read_response()
+    assert r.status == 200
+    echo = echo_of(r.body)
+    names = {n.lower() for n, _ in echo["headers"]}
+    assert "x-custom-hop" not in names
+    assert "keep-alive" not in names and "proxy-connection" not in names and "upgrade" not in names
+    assert "x-custom-hop" not in (joined(echo, "connection") or "").lower()
+    assert joined(echo, "x-keep") == "yes"
+
+
+def test_h2_h1_forwarded_headers(lowat, backend):
+    lw = lowat(backend())
+    c = H2Client(lw.tls_port)
+    echo = echo_of(c.get("/echo").body)
+    assert joined(echo, "x-forwarded-for") == "127.0.0.1"
+    assert joined(echo, "x-forwarded-proto") == "https"
+    assert joined(echo, "via") == "2 lowat"
+    echo = echo_of(c.get("/echo", headers=[("x-forwarded-for", "203.0.113.7"), ("via", "1.1 fred")]).body)
+    assert joined(echo, "x-forwarded-for") == "203.0.113.7, 127.0.0.1"
+    assert joined(echo, "via") == "1.1 fred, 2 lowat"
+
+
+@pytest.mark.parametrize("tls,proto", [(False, "http"), (True, "https")], ids=["cleartext", "tls"])
+def test_h1_h1_forwarded_headers(lowat, backend, tls, proto):
+    lw = lowat(backend())
+    c = H1Conn(lw.tls_port if tls else lw.clear_port, tls=tls)
+    c.send(request_bytes("GET", "/echo", "localhost"))
+    echo = echo_of(c.read_response().body)
+    assert joined(echo, "x-forwarded-for") == "127.0.0.1"
+    assert joined(echo, "x-forwarded-proto") == proto
+    assert joined(echo, "via") == "1.1 lowat"
+    c.send(request_bytes("GET", "/echo", "localhost", headers=[("X-Forwarded-For", "198.51.100.1, 203.0.113.7"),
+                                                              ("Via", "1.0 fred")]))
+    echo = echo_of(c.read_response().body)
+    assert joined(echo, "x-forwarded-for") == "198.51.100.1, 203.0.113.7, 127.0.0.1"
+    assert joined(echo, "via") == "1.0 fred, 1.1 lowat"
+
+
+def test_h2_h1_response_headers_pass_through_without_hop_by_hop(lowat, backend):
+    lw = lowat(backend())
+    c = H2Client(lw.tls_port)
+    st = c.get("/resp-headers")  # python-h2 itself rejects connection-specific fields in a response
+    assert (st.status, bytes(st.body)) == (200, b"hello")
+    assert st.header("x-backend-custom") == "yes"
+    assert st.header_all("set-cookie") == ["a=1", "b=2"]
+    names = {n for n, _ in st.headers}
+    assert not names & {"x-hop-resp", *HOP_BY_HOP}, names
+
+
+def test_h1_h1_response_headers_pass_through_without_hop_by_hop(lowat, backend):
+    lw = lowat(backend())
+    c = H1Conn(lw.clear_port)
+    c.send(request_bytes("GET", "/resp-headers", "localhost"))
+    r = c.read_response()
+    assert (r.status, bytes(r.body)) == (200, b"hello")
+    assert r.header("x-backend-custom") == "yes"
+    assert r.header_all("set-cookie") == ["a=1", "b=2"]
+    names = {n.lower() for n, _ in r.headers}
+    assert not names & {"x-hop-resp", "keep-alive", "proxy-connection", "upgrade"}, r.headers
+    assert "x-hop-resp" not in ",".join(r.header_all("connection")).lower()
+
+
+@pytest.mark.parametrize("mode", ["bytes", "chunked", "close-delimited"])
+def test_h2_h1_response_body_framings(lowat, backend, mode):
+    lw = lowat(backend())
+    n = 1_000_003
+    c = H2Client(lw.tls_port, timeout=20)
+    st = c.get(f"/{mode}/{n}", keep_body=False)
+    assert (st.status, st.body_len, st.sha256) == (200, n, pattern_sha256(n))
+    st = c.get("/name")  # the connection is fine afterwards
+    assert bytes(st.body) == b"app"
+
+
+@pytest.mark.parametrize("mode", ["bytes", "chunked", "close-delimited"])
+def test_h1tls_h1_response_body_framings_curl(lowat, backend, mode):
+    lw = lowat(backend())
+    n = 1_000_003
+    r = curl(lw.url(f"/{mode}/{n}"), "-k", "--http1.1")
+    assert (r.rc, r.status, len(r.body)) == (0, 200, n), r.stderr
+    assert hashlib.sha256(r.body).hexdigest() == pattern_sha256(n)
+
+
+def test_h1_h1_backend_connection_reused(lowat, backend):
+    b = backend()
+    lw = lowat(b, workers=1)
+    for i in range(5):  # separate client connections, one after the other
+        r = curl(lw.url(f"/echo?i={i}", tls=False), "--http1.1")
+        assert r.status == 200
+    assert b.accepted == 1, f"origin saw {b.accepted} connections for 5 sequential requests"
+    assert {r["conn"] for r in b.requests} == {1}
+
+
+def test_h2_h1_backend_connection_reused(lowat, backend):
+    b = backend()
+    lw = lowat(b, workers=1)
+    c = H2Client(lw.tls_port)
+    for _ in range(5):
+        assert c.get("/name").status == 200
+    assert b.accepted == 1
+
+
+def test_h2_h1_max_connections_per_member(lowat, backend):
+    b = backend()
+    lw = lowat(b, workers=1, backend_opts={"max_connections": 1})
+    c = H2Client(lw.tls_port, timeout=20)
+    sids = [c.request("GET", f"/slow/300?i={i}") for i in range(5)]
+    assert [s.status for s in c.wait_streams(sids)] == [200] * 5
+    assert b.max_open == 1, f"origin saw {b.max_open} connections at once with max_connections: 1"
+
+
+def test_h2_h1_queue_full_503(lowat, backend):
+    """max_connections 1 and queue 2: one request in flight, two waiting, the rest get 503."""
+    b = backend()
+    lw = lowat(b, workers=1, backend_opts={"max_connections": 1, "queue": 2})
+    c = H2Client(lw.tls_port, timeout=20)
+    sids = [c.request("GET", f"/slow/600?i={i}") for i in range(6)]
+    statuses = sorted(s.status for s in c.wait_streams(sids))
+    assert statuses == [200, 200, 200, 503, 503, 503], statuses
+    assert b.max_open == 1
+
+
+def test_routes_select_backend_by_host_and_path(lowat, backend):
+    alpha, beta, gamma = backend("alpha"), backend("beta"), backend("gamma")
+    cfg_backends = [{"name": x.name, "members": [x.address]} for x in (alpha, beta, gamma)]
+    routes = [{"host": "*.example.com", "path": "/api/", "backend": "beta"},
+              {"host": "exact.test", "backend": "gamma"},
+              {"path": "/", "backend": "alpha"}]
+    lw = lowat(backends=cfg_backends, routes=routes)
+    cases = [("x.example.com", "/api/name", "beta"),
+             ("deep.x.example.com:8443", "/api/name", "beta"),
+             ("x.example.com", "/name", "alpha"),
+             ("x.example.com", "/apiname/name", "alpha"),
+             ("example.com", "/api/name", "alpha"),
+             ("other.test", "/api/name", "alpha"),
+             ("exact.test", "/name", "gamma"),
+             ("exact.test:443", "/api/name", "gamma"),
+             ("sub.exact.test", "/name", "alpha")]
+    c = H2Client(lw.tls_port)
+    for host, path, want in cases:
+        st = c.get(path, authority=host)
+        assert (st.status, bytes(st.body).decode()) == (200, want), (host, path)
+    h = H1Conn(lw.clear_port)
+    for host, path, want in cases:
+        h.send(request_bytes("GET", path, host))
+        r = h.read_response()
+        assert (r.status, bytes(r.body).decode()) == (200, want), (host, path)
+
+
+def test_dns_member_localhost_resolved(lowat, backend):
+    b = backend()
+    lw = lowat([f"localhost:{b.port}"])
+    r = curl(lw.url("/name"), "-k", "--http2")
+    assert (r.status, r.body) == (200, b"app"), r.stderr
+    r = curl(lw.url("/name", tls=False), "--http1.1")
+    assert (r.status, r.body) == (200, b"app"), r.stderr
+
+
+def test_balancing_weighted_members(lowat, backend):
+    light, heavy = backend("light"), backend("heavy")
+    lw = lowat([{"address": light.address, "weight": 1}, {"address": f"localhost:{heavy.port}", "weight": 2}],
+               workers=1)
+    c = H2Client(lw.tls_port)
+    seen = {"light": 0, "heavy": 0}
+    for _ in range(30):
+        st = c.get("/name")
+        assert st.status == 200
+        seen[bytes(st.body).decode()] += 1
+    assert seen["light"] > 0 and seen["heavy"] > seen["light"], seen
+
+
+def test_h1_ipv6_listener_forwarded_for(lowat, backend):
+    lw = lowat(backend(), listeners=[{"address": "[::1]:0"}])
+    c = H1Conn(lw.ports("cleartext")[0], host="::1")
+    c.send(request_bytes("GET", "/echo", "[::1]"))
+    r = c.read_response()
+    echo = echo_of(r.body)
+    assert joined(echo, "x-forwarded-for") == "::1"
+
+
+def test_h2_h1_concurrent_connections_from_threads(lowat, backend):
+    """Ten client connections at once, each with a few requests, all answered correctly."""
+    lw = lowat(backend())
+    errors = []
+
+    def client(i):
+        try:
+            c = H2Client(lw.tls_port)
+            for j in range(5):
+                st = c.get(f"/echo?c={i}&r={j}")
+                assert echo_of(st.body)["path"] == f"/echo?c={i}&r={j}"
+            c.close()
+        except Exception as e:  # collected and reported below
+            errors.append(repr(e))
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors

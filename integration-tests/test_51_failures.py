@@ -1,0 +1,143 @@
+# SPDX-License-Identifier: MIT
+"""Origins that refuse, stall, die mid-response or drop idle keep-alive connections: the
+client sees a clear status or a reset of that one stream, retries hide what can be hidden,
+and the error log names the member."""
+
+import re
+import time
+
+import pytest
+
+from backend import dead_port, pattern_sha256
+from h1client import H1Conn, request_bytes
+from h2client import INTERNAL_ERROR, H2Client
+from runners import curl
+
+
+def assert_logged(lw, addr, reason):
+    """An error line names the member and says why (reason: a case-insensitive regex)."""
+    line = lw.wait_log(r"(?i)" + re.escape(addr) + r".*(" + reason + ")")
+    assert line, f"no error line names {addr} with a reason matching {reason!r}:\n{lw.stderr_text()}"
+
+
+@pytest.fixture
+def dead():
+    socks = []
+
+    def make():
+        s, port = dead_port()
+        socks.append(s)
+        return f"127.0.0.1:{port}"
+    yield make
+    for s in socks:
+        s.close()
+
+
+def test_h2_h1_backend_unreachable_502(lowat, dead):
+    addr = dead()
+    lw = lowat([addr])
+    c = H2Client(lw.tls_port)
+    start = time.monotonic()
+    st = c.get("/name")
+    assert st.status == 502
+    assert 0 < st.body_len < 1024, bytes(st.body)
+    assert time.monotonic() - start < 5
+    assert_logged(lw, addr, "refused|connect")
+    assert c.get("/name").status == 502  # and the connection goes on
+
+
+def test_h1_h1_backend_unreachable_502(lowat, dead):
+    addr = dead()
+    lw = lowat([addr])
+    r = curl(lw.url("/name", tls=False), "--http1.1")
+    assert r.status == 502 and 0 < len(r.body) < 1024, r
+
+
+@pytest.mark.parametrize("front", ["h2", "h1"])
+def test_backend_no_answer_504_after_response_timeout(lowat, backend, front):
+    b = backend()
+    lw = lowat(b, backend_opts={"response_timeout": "1s"})
+    start = time.monotonic()
+    if front == "h2":
+        st = H2Client(lw.tls_port).get("/hang", timeout=10)
+        status = st.status
+    else:
+        c = H1Conn(lw.clear_port)
+        c.send(request_bytes("GET", "/hang", "localhost"))
+        status = c.read_response(timeout=10).status
+    elapsed = time.monotonic() - start
+    assert status == 504
+    assert 0.8 < elapsed < 3, f"504 after {elapsed:.2f}s with response_timeout 1s"
+    assert_logged(lw, b.address, "time")
+    # lowat gives up on the origin connection too
+    assert b.wait_for(lambda: b.hang_released >= 1, 5), "lowat kept the timed-out origin connection open"
+
+
+def test_h2_h1_backend_dies_mid_response_resets_only_that_stream(lowat, backend):
+    b = backend()
+    lw = lowat(b)
+    n = 1_000_000
+    c = H2Client(lw.tls_port, timeout=15)
+    slow = c.request("GET", "/slow/500")
+    dying = c.request("GET", f"/die-mid/{n}", keep_body=False)
+    st_dying, st_slow = c.wait_streams([dying, slow])
+    assert st_dying.reset_code == INTERNAL_ERROR, st_dying
+    assert st_dying.body_len < n
+    assert (st_slow.status, bytes(st_slow.body)) == (200, b"slow\n")
+    st = c.get(f"/bytes/{n}", keep_body=False)  # the connection itself is healthy
+    assert (st.status, st.body_len, st.sha256) == (200, n, pattern_sha256(n))
+    assert_logged(lw, b.address, "clos|eof|reset|prematur|truncat|incomplete")
+
+
+def test_h1_h1_backend_dies_mid_response_closes_connection(lowat, backend):
+    b = backend()
+    lw = lowat(b)
+    n = 1_000_000
+    c = H1Conn(lw.clear_port, keep_body=False)
+    c.send(request_bytes("GET", f"/die-mid/{n}", "localhost"))
+    r = c.read_response(timeout=10)
+    assert not (r.status == 200 and r.complete), f"a truncated body was delivered as complete: {r}"
+    assert c.wait_closed(5), "lowat left the client connection open after a truncated response"
+
+
+def test_h1tls_h1_backend_dies_mid_response_curl_sees_error(lowat, backend):
+    lw = lowat(backend())
+    n = 1_000_000
+    r = curl(lw.url(f"/die-mid/{n}"), "-k", "--http1.1")
+    assert r.rc != 0 and len(r.body) < n, r
+
+
+def test_retry_refused_member_then_skip_it(lowat, backend, dead):
+    live = backend("live")
+    dead_addr = dead()
+    lw = lowat([dead_addr, live.address], workers=1,
+               backend_opts={"max_fails": 3, "fail_backoff": "10s", "retries": 2})
+    c = H2Client(lw.tls_port)
+    for i in range(30):
+        st = c.get(f"/name?i={i}")
+        assert (st.status, bytes(st.body)) == (200, b"live"), i
+    assert len(live.requests) == 30
+    mentions = [line for line in lw.stderr_text().splitlines() if dead_addr in line]
+    assert 1 <= len(mentions) <= 3 + 2, (
+        f"the dead member was still tried after max_fails 3 ({len(mentions)} log lines):\n" + "\n".join(mentions))
+    lines = lw.wait_access_lines(30)
+    members = {line.split("member=")[1].split()[0] for line in lines if "member=" in line}
+    assert members == {live.address}, members
+
+
+@pytest.mark.parametrize("close_delay_ms", [0, 30], ids=["immediate", "after-30ms"])
+def test_retry_when_origin_closed_keepalive_connection(lowat, backend, close_delay_ms):
+    """The origin closes each connection after its response without saying so; the next request
+    that lowat sends on it (or finds dead in the pool) still succeeds."""
+    b = backend(close_after_response=True, close_delay_ms=close_delay_ms)
+    lw = lowat(b, workers=1)
+    c = H2Client(lw.tls_port)
+    for i in range(10):
+        st = c.get(f"/echo?i={i}")
+        assert st.status == 200, (i, st, bytes(st.body))
+    assert b.accepted >= 10
+    h = H1Conn(lw.clear_port)
+    for i in range(10):
+        h.send(request_bytes("GET", f"/name?i={i}", "localhost"))
+        r = h.read_response()
+        assert (r.status, bytes(r.body)) == (200, b"app"), i

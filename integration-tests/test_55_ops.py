@@ -1,0 +1,186 @@
+# SPDX-License-Identifier: MIT
+"""Operations: the access log, and graceful stop on SIGTERM."""
+
+import datetime
+import re
+import signal
+import subprocess
+import time
+
+from conftest import SLOW, parse_access_line
+from h1client import H1Conn, request_bytes
+from h2client import H2Client
+from runners import curl
+
+TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def check_ts(ts):
+    assert TS_RE.match(ts), ts
+    when = datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    assert abs((now - when).total_seconds()) < 120, f"timestamp {ts} is not now (UTC)"
+
+
+def refuses_new_connections(port):
+    """True if a new connection is refused, or accepted but never answered."""
+    try:
+        c = H1Conn(port, timeout=2)
+    except OSError:
+        return True
+    try:
+        c.send(request_bytes("GET", "/name", "localhost"))
+        c.read_response(timeout=2)
+        return False
+    except (OSError, AssertionError):
+        return True
+    finally:
+        c.close()
+
+
+def test_access_log_h2_line(lowat, backend):
+    b = backend()
+    lw = lowat(b)
+    r = curl(lw.url("/bytes/1234?x=1"), "-k", "--http2")
+    assert r.status == 200
+    lines = lw.wait_access_lines(1)
+    assert len(lines) == 1, lines
+    f = parse_access_line(lines[0])
+    check_ts(f["ts"])
+    assert re.fullmatch(r"127\.0\.0\.1:\d+", f["client"]), f
+    assert (f["proto"], f["method"], f["authority"], f["path"]) == ("h2", "GET", f"127.0.0.1:{lw.tls_port}",
+                                                                    "/bytes/1234?x=1")
+    assert (f["status"], f["bytes"], f["backend"], f["member"]) == ("200", "1234", "app", b.address)
+    upstream, total = float(f["upstream_ms"]), float(f["total_ms"])
+    assert 0 <= upstream <= total < 10_000, f
+    spec_keys = ["client", "proto", "method", "authority", "path", "status", "bytes", "backend", "member",
+                 "upstream_ms", "total_ms"]
+    keys = re.findall(r" (\w+)=", lines[0])
+    assert [k for k in keys if k in spec_keys] == spec_keys, keys
+
+
+def test_access_log_h1_line(lowat, backend):
+    b = backend()
+    lw = lowat(b)
+    c = H1Conn(lw.clear_port)
+    c.send(request_bytes("POST", "/status/201", "example.test", body=b"x" * 10))
+    assert c.read_response().status == 201
+    lines = lw.wait_access_lines(1)
+    f = parse_access_line(lines[0])
+    assert f["proto"] != "h2" and "1" in f["proto"], f
+    assert (f["method"], f["authority"], f["path"], f["status"], f["bytes"]) == (
+        "POST", "example.test", "/status/201", "201", str(len("status 201\n")))
+    assert f["member"] == b.address
+
+
+def test_access_log_slow_request_timing(lowat, backend):
+    lw = lowat(backend())
+    H2Client(lw.tls_port).get("/slow/300")
+    f = parse_access_line(lw.wait_access_lines(1)[0])
+    assert 250 <= float(f["upstream_ms"]) <= float(f["total_ms"]) < 5000, f
+
+
+def test_access_log_one_line_per_exchange(lowat, backend):
+    lw = lowat(backend())
+    c = H2Client(lw.tls_port)
+    paths = ["/name", "/status/404", "/bytes/10", "/echo", "/chunked/100", "/status/204", "/name?again"]
+    sids = [c.request("GET", p) for p in paths]
+    c.wait_streams(sids)
+    lines = lw.wait_access_lines(len(paths))
+    time.sleep(0.2)  # any extra (duplicate) line would be written by now
+    lines = lw.access_log_lines()
+    assert sorted(parse_access_line(x)["path"] for x in lines) == sorted(paths), lines
+    statuses = {parse_access_line(x)["path"]: parse_access_line(x)["status"] for x in lines}
+    assert statuses["/status/404"] == "404" and statuses["/status/204"] == "204"
+    assert {parse_access_line(x)["path"]: parse_access_line(x)["bytes"] for x in lines}["/chunked/100"] == "100"
+
+
+def test_access_log_member_dash_when_none(lowat, backend):
+    """A request refused before any member was chosen (queue full) is logged with member=-."""
+    b = backend()
+    lw = lowat(b, workers=1, backend_opts={"max_connections": 1, "queue": 1})
+    c = H2Client(lw.tls_port, timeout=10)
+    sids = [c.request("GET", f"/slow/400?i={i}") for i in range(3)]
+    statuses = sorted(s.status for s in c.wait_streams(sids))
+    assert statuses == [200, 200, 503], statuses
+    fields = [parse_access_line(x) for x in lw.wait_access_lines(3)]
+    assert sorted((f["status"], f["member"]) for f in fields) == [("200", b.address), ("200", b.address),
+                                                                   ("503", "-")], fields
+
+
+def test_access_log_to_stdout(lowat, backend, tmp_path):
+    lw = lowat(backend(), access="stdout")
+    assert curl(lw.url("/name"), "-k").status == 200
+    deadline = time.monotonic() + 2 * SLOW
+    while 'path="/name"' not in lw.stdout_text() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert 'path="/name"' in lw.stdout_text()
+    assert 'path="/name"' not in lw.stderr_text()
+
+
+def test_access_log_off(lowat, backend, tmp_path):
+    lw = lowat(backend(), access="off", cwd=tmp_path)
+    assert curl(lw.url("/name"), "-k").status == 200
+    lw.stop()
+    assert 'path="/name"' not in lw.stdout_text() + lw.stderr_text()
+    assert not (tmp_path / "off").exists() and not (lw.config_path.parent / "off").exists()
+
+
+def test_sigterm_h2_goaway_inflight_completes_exit_0(lowat, backend):
+    b = backend()
+    lw = lowat(b, drain_timeout="10s")
+    c = H2Client(lw.tls_port, timeout=15)
+    sid = c.request("GET", "/slow/2000")
+    assert b.wait_requests(1, 5)
+    lw.send_signal(signal.SIGTERM)
+    c.wait_for(lambda: c.goaway is not None, timeout=5, what="GOAWAY after SIGTERM")
+    assert c.goaway.error_code == 0 and c.goaway.last_stream_id >= sid, c.goaway
+    assert refuses_new_connections(lw.clear_port), "lowat still answers new connections while draining"
+    st = c.wait_stream(sid, timeout=10)
+    assert (st.status, bytes(st.body)) == (200, b"slow\n")
+    assert lw.wait_exit(10 * SLOW) == 0, lw.stderr_text()
+
+
+def test_sigterm_h1_inflight_completes(lowat, backend):
+    b = backend()
+    lw = lowat(b, drain_timeout="10s")
+    p = subprocess.Popen(["curl", "-sS", "--http1.1", "--max-time", "20", lw.url("/slow/2000", tls=False)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert b.wait_requests(1, 5)
+        lw.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(5)
+    assert (p.returncode, out) == (0, b"slow\n"), err
+    assert lw.wait_exit(10 * SLOW) == 0, lw.stderr_text()
+
+
+def test_sigterm_idle_connections_exit_promptly(lowat, backend):
+    lw = lowat(backend(), drain_timeout="10s")
+    c = H2Client(lw.tls_port)
+    assert c.get("/name").status == 200
+    h = H1Conn(lw.clear_port)
+    h.send(request_bytes("GET", "/name", "localhost"))
+    assert h.read_response().status == 200
+    start = time.monotonic()
+    lw.send_signal(signal.SIGTERM)
+    c.wait_for(lambda: c.goaway is not None, timeout=5, what="GOAWAY after SIGTERM")
+    assert lw.wait_exit(8 * SLOW) == 0, lw.stderr_text()
+    assert time.monotonic() - start < 8 * SLOW, "idle connections held the drain until its timeout"
+    assert h.wait_closed(2)
+
+
+def test_sigterm_drain_timeout_bounds_stop(lowat, backend):
+    b = backend()
+    lw = lowat(b, drain_timeout="1s")
+    c = H2Client(lw.tls_port)
+    c.request("GET", "/hang")
+    assert b.wait_requests(1, 5)
+    start = time.monotonic()
+    lw.send_signal(signal.SIGTERM)
+    rc = lw.wait_exit(8 * SLOW)
+    assert rc == 0, f"exit {rc} after SIGTERM with a request hanging past drain_timeout"
+    assert time.monotonic() - start < 6 * SLOW
