@@ -1,0 +1,217 @@
+# SPDX-License-Identifier: MIT
+"""Smoke test of tools/linkem, the link emulator the responsiveness measurements run across.
+
+linkem joins two network namespaces it creates through TUN devices with a 20 ms one-way delay.
+The test checks that ping sees the round trip it was given, then runs lowat and the demo app
+inside the server namespace and fetches /healthz from the client namespace with curl: the
+answer must arrive, and no sooner than two round trips (TCP handshake, then the request).
+It needs root and `ip netns`; without them it is skipped.
+
+Environment:
+    LOWAT_LINKEM    the emulator (default: <repo>/build/tools/lowat-linkem, or
+                    <repo>/build/tools/linkem/lowat-linkem when only that one exists)
+    LOWAT_DEMO_APP  the demo app (default: <repo>/build/tools/lowat-demo-app)
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import LISTEN_RE, REPO, SANITIZER_MARKERS, SLOW, lowat_env, make_config, to_yaml
+
+NS_A = f"lw90-{os.getpid()}-a"  # the client side
+NS_B = f"lw90-{os.getpid()}-b"  # the server side
+ADDR_A = "198.18.0.1"  # RFC 2544 benchmarking range: never routed anywhere real
+ADDR_B = "198.18.0.2"
+DELAY_MS = 20
+RTT_S = 2 * DELAY_MS / 1000
+# linkem stops by itself after this even if the test dies before stopping it, and deletes the
+# namespaces it created.
+LINKEM_DURATION_S = 60
+
+
+def _default_linkem():
+    if os.environ.get("LOWAT_LINKEM"):
+        return Path(os.environ["LOWAT_LINKEM"]).resolve()
+    for rel in ("build/tools/lowat-linkem", "build/tools/linkem/lowat-linkem"):
+        if (REPO / rel).exists():
+            return REPO / rel
+    return REPO / "build/tools/lowat-linkem"
+
+
+LINKEM_BIN = _default_linkem()
+DEMO_APP_BIN = Path(os.environ.get("LOWAT_DEMO_APP", REPO / "build" / "tools" / "lowat-demo-app")).resolve()
+
+
+def _why_not_runnable():
+    """A reason to skip, or None."""
+    if os.geteuid() != 0:
+        return "needs root: linkem creates network namespaces and TUN devices"
+    if shutil.which("ip") is None:
+        return "needs iproute2's ip for network namespaces"
+    try:
+        p = subprocess.run(["ip", "netns", "list"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"`ip netns list` did not run: {e}"
+    if p.returncode != 0:
+        return f"`ip netns` unavailable: {p.stderr.decode(errors='replace').strip()}"
+    if not os.path.exists("/dev/net/tun"):
+        return "no /dev/net/tun"
+    for tool in ("ping", "curl"):
+        if shutil.which(tool) is None:
+            return f"needs {tool}"
+    return None
+
+
+def _namespaces():
+    p = subprocess.run(["ip", "netns", "list"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=10)
+    return {line.split()[0] for line in p.stdout.decode(errors="replace").splitlines() if line.strip()}
+
+
+class Proc:
+    """A process whose output lines (stdout and stderr merged) are collected by a thread, so a
+    test can wait, bounded, for a line; stopped by pid with SIGTERM, then SIGKILL."""
+
+    def __init__(self, argv, env=None):
+        self.argv = [str(a) for a in argv]
+        self.lines = []
+        self.cond = threading.Condition()
+        self.eof = False
+        self.killed = False
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=env)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            with self.cond:
+                self.lines.append(raw.decode("utf-8", errors="replace").rstrip("\n"))
+                self.cond.notify_all()
+        with self.cond:
+            self.eof = True
+            self.cond.notify_all()
+
+    def wait_line(self, pattern, timeout):
+        """The first match of the regex in an output line, or None after timeout or exit."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for line in self.lines:
+                    m = rx.search(line)
+                    if m:
+                        return m
+                left = deadline - time.monotonic()
+                if left <= 0 or self.eof:
+                    return None
+                self.cond.wait(min(left, 0.5))
+
+    def stop(self, timeout):
+        """SIGTERM, wait up to timeout, SIGKILL if still there; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.killed = True
+                self.proc.kill()
+                self.proc.wait(10)
+        self._reader.join(10)
+        return self.proc.returncode
+
+    def text(self):
+        with self.cond:
+            return "\n".join(self.lines)
+
+
+def _in_ns(ns, *argv):
+    return ["ip", "netns", "exec", ns, *[str(a) for a in argv]]
+
+
+def _ping_rtt_ms(ns, addr, count):
+    p = subprocess.run(_in_ns(ns, "ping", "-n", "-c", count, "-i", "0.2", "-W", "2", addr),
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=10)
+    out = p.stdout.decode(errors="replace")
+    m = re.search(r"= ([\d.]+)/([\d.]+)/([\d.]+)/", out)
+    assert p.returncode == 0 and m, f"ping across linkem failed:\n{out}"
+    return float(m.group(1)), float(m.group(2)), float(m.group(3))
+
+
+_WHY_NOT = _why_not_runnable()
+pytestmark = pytest.mark.skipif(_WHY_NOT is not None, reason=_WHY_NOT or "")
+
+
+def test_linkem_rtt_and_h1_exchange(lowat_bin, tmp_path):
+    for path, what in ((LINKEM_BIN, "linkem (ninja -C build, or set LOWAT_LINKEM)"),
+                       (DEMO_APP_BIN, "the demo app (ninja -C build, or set LOWAT_DEMO_APP)")):
+        if not path.exists():
+            pytest.fail(f"{what} not found at {path}")
+    assert not {NS_A, NS_B} & _namespaces(), f"namespaces {NS_A}/{NS_B} exist already"
+
+    linkem = app = lw = None
+    results = {}
+    try:
+        linkem = Proc([LINKEM_BIN, "--ns-a", NS_A, "--ns-b", NS_B, "--addr-a", f"{ADDR_A}/30",
+                       "--addr-b", f"{ADDR_B}/30", "--delay-ms", DELAY_MS, "--rate-mbit", 100,
+                       "--duration-s", LINKEM_DURATION_S, "--create"])
+        assert linkem.wait_line(r"^linkem ready: ", 10), f"linkem did not get ready:\n{linkem.text()}"
+
+        rtt_min, rtt_avg, rtt_max = _ping_rtt_ms(NS_A, ADDR_B, 3)
+        assert abs(rtt_avg - 2 * DELAY_MS) <= 5, f"ping RTT {rtt_min}/{rtt_avg}/{rtt_max} ms, want {2 * DELAY_MS} +-5"
+
+        app = Proc(_in_ns(NS_B, DEMO_APP_BIN, "--listen", f"{ADDR_B}:0", "--quiet"))
+        m = app.wait_line(r"listening on [\d.]+:(\d+)", 10 * SLOW)
+        assert m, f"the demo app did not start in {NS_B}:\n{app.text()}"
+        app_port = int(m.group(1))
+
+        cfg = make_config(tmp_path, f"{ADDR_B}:{app_port}", workers=1,
+                          listeners=[{"address": f"{ADDR_B}:0"}])
+        cfg_path = tmp_path / "lowat.yaml"
+        cfg_path.write_text(to_yaml(cfg) + "\n")
+        lw = Proc(_in_ns(NS_B, lowat_bin, "-c", cfg_path), env=lowat_env())
+        m = lw.wait_line(LISTEN_RE.pattern, 10 * SLOW)
+        assert m and m.group(3) == "cleartext", f"lowat did not start in {NS_B}:\n{lw.text()}"
+        port = int(m.group(2))
+
+        p = subprocess.run(_in_ns(NS_A, "curl", "-sS", "--max-time", "10", "-o", "-",
+                                  "-w", r"\n%{http_code} %{time_connect} %{time_total}",
+                                  f"http://{ADDR_B}:{port}/healthz"),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
+        out = p.stdout.decode(errors="replace")
+        body, _, tail = out.rpartition("\n")
+        assert p.returncode == 0, f"curl failed ({p.returncode}): {p.stderr.decode(errors='replace')}"
+        status, t_connect, t_total = tail.split()
+        assert (status, body) == ("200", "ok"), f"got {status} {body!r}"
+        # A SYN/SYN-ACK round trip, then the request and its answer: two RTTs at least, as
+        # linkem never delivers early. Far more would mean a retransmission or a stall.
+        assert float(t_connect) >= RTT_S * 0.98, f"connect took {t_connect}s, under one RTT"
+        assert float(t_total) >= 2 * RTT_S * 0.98, f"exchange took {t_total}s, under two RTTs"
+        assert float(t_total) < 2 * RTT_S + 1.0 * SLOW, f"exchange took {t_total}s"
+    finally:
+        if lw is not None:
+            results["lowat"] = lw.stop(15 * SLOW)
+        if app is not None:
+            results["app"] = app.stop(10 * SLOW)
+        if linkem is not None:
+            results["linkem"] = linkem.stop(10)
+        leftover = {NS_A, NS_B} & _namespaces()
+        for ns in leftover:  # only if linkem failed to: they are ours (the names carry our pid)
+            subprocess.run(["ip", "netns", "del", ns], timeout=10)
+
+    assert not leftover, f"linkem left namespaces behind: {leftover}\n{linkem.text()}"
+    text = lw.text()
+    for marker in SANITIZER_MARKERS:
+        assert marker not in text, f"lowat's output contains {marker!r}:\n{text[-20000:]}"
+    assert results["lowat"] == 0 and not lw.killed, f"lowat exited with {results['lowat']}:\n{text[-5000:]}"
+    assert results["linkem"] == 0, f"linkem exited with {results['linkem']}:\n{linkem.text()}"
+    stats = linkem.text()
+    assert re.search(rf"linkem stats {NS_A} -> {NS_B}: delivered [1-9]", stats), stats
+    assert re.search(rf"linkem stats {NS_B} -> {NS_A}: delivered [1-9]", stats), stats
