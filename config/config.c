@@ -927,7 +927,8 @@ static bool parse_push_policy(const char *s, enum lw_config_push_policy *out)
     } names[] = {{"none", LW_CONFIG_PUSH_NONE},
                  {"hints", LW_CONFIG_PUSH_HINTS},
                  {"push", LW_CONFIG_PUSH_PUSH},
-                 {"push+hints", LW_CONFIG_PUSH_PUSH_HINTS}};
+                 {"push+hints", LW_CONFIG_PUSH_PUSH_HINTS},
+                 {"learned-hints", LW_CONFIG_PUSH_LEARNED_HINTS}};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (strcmp(s, names[i].name) == 0) {
             *out = names[i].policy;
@@ -957,7 +958,7 @@ static void load_push(struct loader *ld, yaml_node_t *node, struct lw_config_pus
         s = policy != NULL ? scalar(policy) : NULL;
     }
     if (policy != NULL && (s == NULL || !parse_push_policy(s, &p->policy))) {
-        fail(ld, policy, "'push' policy must be one of none, hints, push, push+hints");
+        fail(ld, policy, "'push' policy must be one of none, hints, push, push+hints, learned-hints");
     }
 }
 

@@ -70,7 +70,15 @@ enum lw_config_push_policy {
     LW_CONFIG_PUSH_HINTS,      /* forward the first 103 of a response (browsers act on the first only) */
     LW_CONFIG_PUSH_PUSH,       /* turn preload links into HTTP/2 server pushes */
     LW_CONFIG_PUSH_PUSH_HINTS, /* both */
+    LW_CONFIG_PUSH_LEARNED_HINTS, /* hints, and a 103 from remembered preload links the moment a
+                                   * navigation arrives, before the backend answers */
 };
+
+/* Hints are forwarded under these policies. */
+static inline bool lw_config_push_hints(enum lw_config_push_policy p)
+{
+    return p == LW_CONFIG_PUSH_HINTS || p == LW_CONFIG_PUSH_PUSH_HINTS || p == LW_CONFIG_PUSH_LEARNED_HINTS;
+}
 
 struct lw_config_push {
     enum lw_config_push_policy policy; /* default hints */

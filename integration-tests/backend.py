@@ -16,6 +16,10 @@ segment that names one (so "/api/echo" and "/echo" both echo):
     /name               the backend's name
     /resp-headers       a chunked response carrying end-to-end and hop-by-hop headers
     /stall              read the request head only, never the body, never answer
+    /hints/MS?l=LINK&l=LINK&early=N
+                        N (default 1) 103 Early Hints carrying the Link values (from the
+                        query and from X-Links request headers), then MS milliseconds of
+                        "think time", then a 200 carrying them too
 
 The backend counts accepted connections, open connections and the most open at once, and
 records every request head it parsed (in `requests`, before reading the body) so tests can
@@ -36,9 +40,9 @@ BLOCK_SIZE = 1 << 20
 BLOCK = random.Random(20261122).randbytes(BLOCK_SIZE)
 
 MODES = {"echo", "bytes", "chunked", "close-delimited", "slow", "hang", "die-mid", "status", "name",
-         "resp-headers", "stall"}
+         "resp-headers", "stall", "hints"}
 
-REASONS = {100: "Continue", 200: "OK", 201: "Created", 204: "No Content", 301: "Moved Permanently",
+REASONS = {100: "Continue", 103: "Early Hints", 200: "OK", 201: "Created", 204: "No Content", 301: "Moved Permanently",
            304: "Not Modified", 400: "Bad Request", 404: "Not Found", 418: "I'm a teapot",
            500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
 
@@ -348,6 +352,18 @@ class Backend:
                                "body": rec["body"].decode("latin-1") if rec["body"] is not None else None,
                                "conn": rec["conn"], "peer": rec["peer"]}).encode()
             self._simple(conn, 200, body, "application/json", head_only)
+        elif mode == "hints":
+            import urllib.parse
+            query = urllib.parse.parse_qs(rec["path"].partition("?")[2])
+            links = [("Link", v) for v in query.get("l", [])]
+            links += [("Link", v) for n, v in rec["headers"] if n.lower() == "x-links"]
+            for _ in range(int(query.get("early", ["1"])[0])):
+                self._head(conn, 103, links)
+            time.sleep(int(arg or "0") / 1000.0)
+            body = b"<html>page</html>"
+            self._head(conn, 200, links + [("Content-Type", "text/html"), ("Content-Length", str(len(body)))])
+            if not head_only:
+                conn.sendall(body)
         elif mode == "name":
             self._simple(conn, 200, self.name.encode(), "text/plain", head_only)
         elif mode == "bytes":

@@ -300,7 +300,7 @@ class H2Client:
 
     def wait_streams(self, sids, timeout=None):
         sids = list(sids)
-        self.wait_for(lambda: all(self.streams[s].done for s in sids), timeout, f"streams {sids}")
+        self.wait_for(lambda: all(self._stream(s).done for s in sids), timeout, f"streams {sids}")
         return [self.streams[s] for s in sids]
 
     def wait_stream(self, sid, timeout=None):

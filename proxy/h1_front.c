@@ -82,8 +82,7 @@ static void h1_on_interim(struct lw_request *req, int status)
         return;
     }
     const struct lw_config_push *push = &req->route->push;
-    if (status == 103 && push->h1_hints &&
-        (push->policy == LW_CONFIG_PUSH_HINTS || push->policy == LW_CONFIG_PUSH_PUSH_HINTS)) {
+    if (status == 103 && push->h1_hints && lw_config_push_hints(push->policy)) {
         struct lw_buf b;
         lw_buf_init(&b);
         lw_buf_append(&b, "HTTP/1.1 103 Early Hints\r\n", 26);

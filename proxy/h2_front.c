@@ -18,6 +18,7 @@
 #include "common/mem.h"
 #include "config/config.h"
 #include "proxy/conn.h"
+#include "proxy/push.h"
 #include "proxy/request.h"
 #include "proxy/worker.h"
 
@@ -30,7 +31,9 @@ struct lw_h2_front {
     nghttp2_session *session;
     struct lw_list requests;
     size_t num_open;
+    size_t pushes_open;
     bool goaway;
+    struct lw_push_memo memo;
 };
 
 /* Per-stream front state lives in the request; these fields are h2's own. */
@@ -83,13 +86,17 @@ static void submit_response(struct lw_request *req, int status, const struct lw_
 {
     struct lw_h2_front *h = front_of(req);
     size_t n = 0;
-    nghttp2_nv *nva = lw_malloc((num_extra + 2) * sizeof(*nva));
+    nghttp2_nv *nva = lw_malloc((num_extra + 3) * sizeof(*nva));
     char status_str[4], len_str[24];
     snprintf(status_str, sizeof(status_str), "%d", status);
     nva[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status_str, 7, 3, NGHTTP2_NV_FLAG_NONE};
     for (size_t i = 0; i < num_extra; i++) {
         nva[n++] = (nghttp2_nv){(uint8_t *)extra[i].name, (uint8_t *)extra[i].value, extra[i].name_len,
                                 extra[i].value_len, NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE};
+    }
+    if (req->is_push) {
+        /* As nghttpx marks them: operators and tests can tell pushed responses apart. */
+        nva[n++] = (nghttp2_nv){(uint8_t *)"x-http2-push", (uint8_t *)"1", 12, 1, NGHTTP2_NV_FLAG_NONE};
     }
     if (has_length) {
         int l = snprintf(len_str, sizeof(len_str), "%llu", (unsigned long long)length);
@@ -108,8 +115,134 @@ static void submit_response(struct lw_request *req, int status, const struct lw_
     lw_conn_want_flush(req->conn);
 }
 
+static bool push_allowed(struct lw_h2_front *h, const struct lw_request *parent)
+{
+    enum lw_config_push_policy p = parent->route->push.policy;
+    return (p == LW_CONFIG_PUSH_PUSH || p == LW_CONFIG_PUSH_PUSH_HINTS) && !parent->is_push && !h->goaway &&
+           nghttp2_session_get_remote_settings(h->session, NGHTTP2_SETTINGS_ENABLE_PUSH) != 0 &&
+           ((parent->method_len == 3 && memcmp(parent->method, "GET", 3) == 0) || parent->is_head);
+}
+
+/* The parent's headers a promised request carries: what shapes the response the client
+ * would have got had it asked itself (as nghttpx and H2O do). Same origin is guaranteed, so
+ * cookies may go along. */
+static bool copied_to_push(const struct lw_hdr *hd)
+{
+    static const char *const names[] = {"user-agent", "accept-encoding", "accept-language", "cookie",
+                                        "cache-control"};
+    for (size_t i = 0; i < LW_ARRAY_LEN(names); i++) {
+        if (strlen(names[i]) == hd->name_len && memcmp(names[i], hd->name, hd->name_len) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void promise(struct lw_h2_front *h, struct lw_request *parent, const struct lw_push_candidate *cand)
+{
+    struct lw_request *req = lw_request_new(h->conn, &h2_ops);
+    req->front_state = lw_calloc(1, sizeof(struct h2_stream_state));
+    req->proto = "h2";
+    req->is_push = true;
+    req->method = "GET";
+    req->method_len = 3;
+    req->scheme = parent->scheme;
+    req->authority = lw_arena_strndup(&req->arena, parent->authority, parent->authority_len);
+    req->authority_len = parent->authority_len;
+    req->path = lw_arena_strndup(&req->arena, cand->path, cand->path_len);
+    req->path_len = cand->path_len;
+    for (size_t i = 0; i < parent->num_headers; i++) {
+        if (copied_to_push(&parent->headers[i])) {
+            lw_request_add_header(req, parent->headers[i].name, parent->headers[i].name_len,
+                                  parent->headers[i].value, parent->headers[i].value_len);
+        }
+    }
+    const char *scheme = req->scheme ? req->scheme : (h->conn->tls ? "https" : "http");
+    nghttp2_nv *nva = lw_malloc((req->num_headers + 4) * sizeof(*nva));
+    size_t n = 0;
+    nva[n++] = (nghttp2_nv){(uint8_t *)":method", (uint8_t *)"GET", 7, 3, NGHTTP2_NV_FLAG_NONE};
+    nva[n++] = (nghttp2_nv){(uint8_t *)":scheme", (uint8_t *)scheme, 7, strlen(scheme), NGHTTP2_NV_FLAG_NONE};
+    nva[n++] = (nghttp2_nv){(uint8_t *)":authority", (uint8_t *)req->authority, 10, req->authority_len,
+                            NGHTTP2_NV_FLAG_NONE};
+    nva[n++] = (nghttp2_nv){(uint8_t *)":path", (uint8_t *)req->path, 5, req->path_len, NGHTTP2_NV_FLAG_NONE};
+    for (size_t i = 0; i < req->num_headers; i++) {
+        nva[n++] = (nghttp2_nv){(uint8_t *)req->headers[i].name, (uint8_t *)req->headers[i].value,
+                                req->headers[i].name_len, req->headers[i].value_len, NGHTTP2_NV_FLAG_NONE};
+    }
+    int32_t id = nghttp2_submit_push_promise(h->session, NGHTTP2_FLAG_NONE, parent->stream_id, nva, n, req);
+    free(nva);
+    if (id < 0) {
+        lw_log_debug("%s: push of %s refused: %s", h->conn->peer_str, cand->path, nghttp2_strerror(id));
+        free(req->front_state);
+        req->front_state = NULL;
+        lw_request_front_done(req, true);
+        return;
+    }
+    req->stream_id = id;
+    lw_list_push_back(&h->requests, &req->link);
+    h->num_open++;
+    h->pushes_open++;
+    parent->pushes++;
+    /* CSS and JS ahead of images; only acts where the client speaks RFC 9218 priorities. */
+    nghttp2_extpri pri = {.urgency = cand->urgency, .inc = 0};
+    nghttp2_session_change_extpri_stream_priority(h->session, id, &pri, 1);
+    lw_log_debug("%s: stream %d: pushing %s as stream %d (as=%s)", h->conn->peer_str, parent->stream_id, cand->path,
+                 id, cand->as);
+    lw_request_dispatch(req);
+    if (req->front_attached && st(req)->reject_status == 0) {
+        lw_request_body_end(req);
+    }
+}
+
+/* Promise what the links of parent's response (its 103 or final headers) call for. */
+static void push_links(struct lw_h2_front *h, struct lw_request *parent, const struct lw_hdr *links, size_t n)
+{
+    if (n == 0 || !push_allowed(h, parent)) {
+        return;
+    }
+    const struct lw_config_push *cfg = &parent->route->push;
+    size_t cap = cfg->max_per_request > parent->pushes ? cfg->max_per_request - parent->pushes : 0;
+    size_t conn_left = cfg->max_per_connection > h->memo.total ? cfg->max_per_connection - h->memo.total : 0;
+    /* Pushed streams count against the client's concurrency limit like its own requests. */
+    uint32_t peer_max = nghttp2_session_get_remote_settings(h->session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+    size_t streams_left = peer_max > h->pushes_open ? peer_max - h->pushes_open : 0;
+    cap = LW_MIN(cap, LW_MIN(conn_left, streams_left));
+    cap = LW_MIN(cap, (size_t)32);
+    if (cap == 0) {
+        return;
+    }
+    const char *scheme = parent->scheme ? parent->scheme : (h->conn->tls ? "https" : "http");
+    struct lw_link_uri base = {scheme, strlen(scheme), parent->authority, parent->authority_len,
+                               parent->path, parent->path_len};
+    struct lw_push_candidate *cands = lw_malloc(cap * sizeof(*cands));
+    size_t k = lw_push_select(&h->memo, &base, links, n, cands, cap);
+    for (size_t i = 0; i < k; i++) {
+        promise(h, parent, &cands[i]);
+    }
+    free(cands);
+}
+
 static void h2_on_response_head(struct lw_request *req)
 {
+    struct lw_h2_front *h = front_of(req);
+    if (req->status >= 200 && req->status < 300) {
+        /* Promises go out before the response that references them (RFC 9113 section 8.4). */
+        size_t n = 0;
+        for (size_t i = 0; i < req->num_rheaders; i++) {
+            n += req->rheaders[i].name_len == 4 && memcmp(req->rheaders[i].name, "link", 4) == 0;
+        }
+        if (n > 0) {
+            struct lw_hdr *links = lw_malloc(n * sizeof(*links));
+            size_t k = 0;
+            for (size_t i = 0; i < req->num_rheaders; i++) {
+                if (req->rheaders[i].name_len == 4 && memcmp(req->rheaders[i].name, "link", 4) == 0) {
+                    links[k++] = req->rheaders[i];
+                }
+            }
+            push_links(h, req, links, k);
+            free(links);
+        }
+    }
     submit_response(req, req->status, req->rheaders, req->num_rheaders, req->resp_has_length, req->resp_length);
 }
 
@@ -150,7 +283,13 @@ static void h2_on_interim(struct lw_request *req, int status)
     size_t num_extra = 0;
     if (status == 103) {
         enum lw_config_push_policy p = req->route->push.policy;
-        if ((p != LW_CONFIG_PUSH_HINTS && p != LW_CONFIG_PUSH_PUSH_HINTS) || st(req)->response_submitted) {
+        if (st(req)->response_submitted) {
+            return;
+        }
+        /* Promised now, while the app is still thinking: the idle connection carries the
+         * page's CSS and JS during that time. */
+        push_links(front_of(req), req, req->hints, req->num_hints);
+        if (!lw_config_push_hints(p)) {
             return;
         }
         extra = req->hints;
@@ -334,6 +473,14 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
     }
     nghttp2_session_set_stream_user_data(session, stream_id, NULL);
     h->num_open--;
+    if (req->is_push) {
+        h->pushes_open--;
+        if (error_code != NGHTTP2_NO_ERROR) {
+            /* Typically CANCEL: the client had it cached. The backend fetch stops with it. */
+            lw_log_debug("%s: push stream %d of %.*s cancelled by the client (%s)", h->conn->peer_str, stream_id,
+                         (int)req->path_len, req->path, nghttp2_http2_strerror(error_code));
+        }
+    }
     bool complete = req->resp_done && lw_buf_size(&req->resp_body) == 0 && error_code == NGHTTP2_NO_ERROR;
     if (!complete && error_code != NGHTTP2_NO_ERROR) {
         lw_log_debug("%s: stream %d closed: %s", h->conn->peer_str, stream_id, nghttp2_http2_strerror(error_code));
@@ -372,6 +519,7 @@ static struct lw_h2_front *front_new(struct lw_conn *c)
     struct lw_h2_front *h = lw_calloc(1, sizeof(*h));
     h->conn = c;
     lw_list_init(&h->requests);
+    lw_push_memo_init(&h->memo);
     nghttp2_session_callbacks *cb;
     nghttp2_session_callbacks_new(&cb);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);

@@ -21,6 +21,7 @@
 #include "proxy/accesslog.h"
 #include "proxy/backend.h"
 #include "proxy/pool.h"
+#include "proxy/push.h"
 #include "proxy/worker.h"
 #include "proxy/conn.h"
 
@@ -219,6 +220,34 @@ static void build_head(struct lw_request *req)
     }
 }
 
+/* A top-level page load (Fetch metadata): what browsers act on 103s for. */
+static bool is_navigation(const struct lw_request *req)
+{
+    const struct lw_hdr *mode = lw_request_find_header(req, "sec-fetch-mode");
+    return method_is(req, "GET") && mode != NULL && mode->value_len == 8 && memcmp(mode->value, "navigate", 8) == 0;
+}
+
+/* A 103 from what the last responses for this page announced, before the backend answers. */
+static void send_learned_hints(struct lw_request *req)
+{
+    struct lw_hdr found[LW_HINTS_MAX_LINKS];
+    size_t n = lw_hints_cache_lookup(req->worker->hints, req->route, req->path, req->path_len,
+                                     lw_time_mono_ms(), found, LW_HINTS_MAX_LINKS);
+    if (n == 0) {
+        return;
+    }
+    req->hints = lw_arena_alloc(&req->arena, n * sizeof(*req->hints));
+    for (size_t i = 0; i < n; i++) {
+        req->hints[i] = found[i];
+        req->hints[i].value = lw_arena_strndup(&req->arena, found[i].value, found[i].value_len);
+    }
+    req->num_hints = n;
+    req->interim_103 = 1; /* the backend's own 103, if any, is then not forwarded again */
+    req->hints_learned = true;
+    lw_log_debug("learned hints: 103 with %zu link(s) for %.*s", n, (int)req->path_len, req->path);
+    req->ops->on_interim(req, 103);
+}
+
 /* Host without the port: "example.com:8443" -> "example.com", "[::1]:8443" -> "[::1]". */
 static size_t host_len_of(const char *a, size_t len)
 {
@@ -245,6 +274,9 @@ void lw_request_dispatch(struct lw_request *req)
     req->route = route;
     size_t index = (size_t)(route->backend - cfg->backends);
     req->upstream = req->worker->upstreams[index];
+    if (route->push.policy == LW_CONFIG_PUSH_LEARNED_HINTS && is_navigation(req)) {
+        send_learned_hints(req);
+    }
     build_head(req);
     req->back_attached = true;
     req->tries = 1;
@@ -417,6 +449,11 @@ void lw_request_on_backend_head(struct lw_request *req, int status, const void *
         o->value_len = h->value_len;
     }
     req->resp_head_done = true;
+    if (req->route != NULL && req->route->push.policy == LW_CONFIG_PUSH_LEARNED_HINTS && status == 200 &&
+        is_navigation(req)) {
+        lw_hints_cache_learn(req->worker->hints, req->route, req->path, req->path_len, req->rheaders,
+                             req->num_rheaders, lw_time_mono_ms());
+    }
     if (req->conn != NULL) {
         req->ops->on_response_head(req);
     }

@@ -109,7 +109,10 @@ struct lw_request {
     struct lw_hdr *hints; /* Link values of the first 103 (strings in the arena) */
     size_t num_hints;
     bool hints_forwarded;
+    bool hints_learned; /* the 103 came from learned hints, not from the backend */
     const struct lw_config_route *route;
+    bool is_push;    /* a server push: the promised request lowat made itself */
+    unsigned pushes; /* pushes this response started */
 
     uint64_t start_us, upstream_start_us, upstream_head_us;
     bool front_attached, back_attached;

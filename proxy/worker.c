@@ -18,6 +18,7 @@
 #include "proxy/dns.h"
 #include "proxy/listener.h"
 #include "proxy/pool.h"
+#include "proxy/push.h"
 
 static void on_reap(evutil_socket_t fd, short what, void *arg)
 {
@@ -100,6 +101,9 @@ int lw_worker_init(struct lw_worker *w, int id, const struct lw_proxy *proxy)
     w->reap_ev = event_new(w->base, -1, 0, on_reap, w);
     w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
     w->drain_timer = evtimer_new(w->base, on_drain_timeout, w);
+    /* A few thousand pages' hints cost a few MB at most; five minutes keeps them current
+     * with deploys without relearning on every visit. */
+    w->hints = lw_hints_cache_new(2048, 5 * 60 * 1000);
     w->dns = lw_dns_new(w->base);
     if (w->dns == NULL) {
         return LW_EIO;
@@ -173,6 +177,7 @@ void lw_worker_join_and_dispose(struct lw_worker *w)
     if (w->dns != NULL) {
         lw_dns_free(w->dns);
     }
+    lw_hints_cache_free(w->hints);
     if (w->base != NULL) {
         event_free(w->reap_ev);
         event_free(w->stop_ev);

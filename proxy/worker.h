@@ -20,6 +20,7 @@ struct event;
 struct lw_tls_ctx;
 struct lw_dns;
 struct lw_upstream;
+struct lw_hints_cache;
 
 /* One configured listener as the process sees it: shared read-only by all workers. */
 struct lw_listen_spec {
@@ -51,6 +52,7 @@ struct lw_worker {
     const struct lw_proxy *proxy;
     struct lw_config *config; /* the snapshot new connections use */
     struct lw_dns *dns;
+    struct lw_hints_cache *hints; /* learned preload links, for the learned-hints policy */
     struct lw_upstream **upstreams; /* one per config backend, same order */
     size_t num_upstreams;
     struct lw_listener **listeners;

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The push engine's decisions, kept free of sockets so they can be tested alone: which of a
+ * response's preload links (from its 103 or its final headers) become server pushes. A link
+ * is a candidate when it is rel=preload without nopush (nor anchor= or loadpolicy=, which
+ * make it about something else), resolves against the request URL to the same scheme and
+ * authority, and was not pushed on this connection already (from the 103 or an earlier
+ * response). Caps per request and per connection bound the work a response can cause.
+ */
+#ifndef LW_PROXY_PUSH_H
+#define LW_PROXY_PUSH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/link.h"
+
+struct lw_hdr;
+
+/* How many pushed URLs a connection remembers to avoid pushing twice. */
+#define LW_PUSH_MEMO_SIZE 256
+/* Longest path a push is made for. */
+#define LW_PUSH_MAX_PATH 1024
+
+/* What a connection has pushed: a ring of hashes of the pushed paths. */
+struct lw_push_memo {
+    uint64_t hashes[LW_PUSH_MEMO_SIZE];
+    unsigned next;  /* ring position */
+    unsigned total; /* pushes on the connection */
+};
+
+struct lw_push_candidate {
+    char path[LW_PUSH_MAX_PATH]; /* path and query, resolved */
+    size_t path_len;
+    char as[16]; /* the link's as= (style, script, image, font...), "" if none */
+    uint8_t urgency; /* RFC 9218 urgency for the pushed stream, 0 (highest) to 7 */
+};
+
+void lw_push_memo_init(struct lw_push_memo *m);
+bool lw_push_memo_has(const struct lw_push_memo *m, const char *path, size_t len);
+void lw_push_memo_add(struct lw_push_memo *m, const char *path, size_t len);
+
+/*
+ * Pick push candidates from Link values links[0..num_links) of a response to the request at
+ * base. At most `cap` are written to out; each chosen one is added to memo. Returns the
+ * number written. Malformed links are skipped (never stop the others).
+ */
+size_t lw_push_select(struct lw_push_memo *memo, const struct lw_link_uri *base, const struct lw_hdr *links,
+                      size_t num_links, struct lw_push_candidate *out, size_t cap);
+
+/* RFC 9218 urgency for a pushed resource by its as= value: render-blocking CSS and scripts
+ * ahead of fonts, images and the rest. */
+uint8_t lw_push_urgency(const char *as, size_t as_len);
+
+/*
+ * Learned hints: per worker, the preload links that recent final responses carried for a
+ * route and path, so that a navigation to that path gets a 103 the moment it arrives, before
+ * the backend has answered; apps that never send 103 still gain their think time. Bounded:
+ * at most max_entries paths (least recently used go first), each forgotten after ttl_ms, each
+ * holding at most LW_HINTS_MAX_LINKS Link values of at most LW_HINTS_MAX_BYTES in all.
+ */
+#define LW_HINTS_MAX_LINKS 8
+#define LW_HINTS_MAX_BYTES 2048
+
+struct lw_hints_cache;
+
+struct lw_hints_cache *lw_hints_cache_new(size_t max_entries, uint32_t ttl_ms);
+void lw_hints_cache_free(struct lw_hints_cache *c);
+/* Remember the Link values among links[0..n) that hold a preload link, for (route, path);
+ * a response with none makes the cache forget the path. */
+void lw_hints_cache_learn(struct lw_hints_cache *c, const void *route, const char *path, size_t path_len,
+                          const struct lw_hdr *links, size_t n, uint64_t now_ms);
+/* The remembered Link values for (route, path): up to cap views into the cache, valid until
+ * the next learn call. Returns how many (0 when unknown or expired). */
+size_t lw_hints_cache_lookup(struct lw_hints_cache *c, const void *route, const char *path, size_t path_len,
+                             uint64_t now_ms, struct lw_hdr *out, size_t cap);
+size_t lw_hints_cache_size(const struct lw_hints_cache *c);
+
+#endif
