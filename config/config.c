@@ -180,6 +180,17 @@ static void free_config(struct lw_config *c)
         free(c->routes[i].host);
         free(c->routes[i].path_prefix);
     }
+    for (size_t i = 0; i < c->num_experiments; i++) {
+        struct lw_config_experiment *e = &c->experiments[i];
+        for (size_t j = 0; j < e->num_arms; j++) {
+            free(e->arms[j].name);
+        }
+        free(e->arms);
+        free(e->name);
+        free(e->cookie);
+    }
+    free(c->experiments);
+    free(c->admin_host);
     free(c->listeners);
     free(c->backends);
     free(c->routes);
@@ -962,10 +973,140 @@ static void load_push(struct loader *ld, yaml_node_t *node, struct lw_config_pus
     }
 }
 
+static bool is_token(const char *s)
+{
+    if (*s == '\0') {
+        return false;
+    }
+    for (; *s; s++) {
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '-' ||
+              *s == '_' || *s == '.')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void load_arm(struct loader *ld, yaml_node_t *node, struct lw_config_arm *a)
+{
+    enum { NAME, WEIGHT, POLICY, N };
+    static const char *const keys[N] = {"name", "weight", "policy"};
+    yaml_node_t *v[N];
+    const char *s;
+
+    a->weight = 1;
+    if (!read_mapping(ld, node, "an arm", "in arm", keys, N, v)) {
+        return;
+    }
+    if (v[NAME] == NULL) {
+        fail(ld, node, "missing required key 'name' in arm");
+    } else if ((s = get_string(ld, v[NAME], "name")) != NULL) {
+        if (!is_token(s)) {
+            fail(ld, v[NAME], "arm name '%s' must be letters, digits, '-', '_' or '.'", s);
+        } else {
+            a->name = lw_strdup(s);
+        }
+    }
+    get_uint(ld, v[WEIGHT], "weight", 0, 1000000, &a->weight);
+    if (v[POLICY] == NULL) {
+        fail(ld, node, "missing required key 'policy' in arm");
+    } else if ((s = scalar(v[POLICY])) == NULL || !parse_push_policy(s, &a->policy)) {
+        fail(ld, v[POLICY], "'policy' must be one of none, hints, push, push+hints, learned-hints");
+    }
+}
+
+static void load_experiment(struct loader *ld, yaml_node_t *node, struct lw_config_experiment *e)
+{
+    enum { NAME, SEED, ARMS, N };
+    static const char *const keys[N] = {"name", "seed", "arms"};
+    yaml_node_t *v[N];
+    const char *s;
+
+    if (!read_mapping(ld, node, "an experiment", "in experiment", keys, N, v)) {
+        return;
+    }
+    if (v[NAME] == NULL) {
+        fail(ld, node, "missing required key 'name' in experiment");
+    } else if ((s = get_string(ld, v[NAME], "name")) != NULL) {
+        if (!is_token(s)) {
+            fail(ld, v[NAME], "experiment name '%s' must be letters, digits, '-', '_' or '.'", s);
+        } else {
+            e->name = lw_strdup(s);
+            size_t len = strlen(s) + 8;
+            e->cookie = lw_malloc(len);
+            snprintf(e->cookie, len, "lw_exp_%s", s);
+        }
+    }
+    uint32_t seed = 0;
+    get_uint(ld, v[SEED], "seed", 0, UINT32_MAX, &seed);
+    e->seed = seed;
+    if (v[ARMS] == NULL) {
+        fail(ld, node, "missing required key 'arms' in experiment");
+        return;
+    }
+    if (!check_list(ld, v[ARMS], "arms")) {
+        return;
+    }
+    e->num_arms = list_len(v[ARMS]);
+    e->arms = lw_calloc(e->num_arms, sizeof(*e->arms));
+    for (size_t i = 0; i < e->num_arms; i++) {
+        yaml_node_t *item = list_item(ld, v[ARMS], i);
+        load_arm(ld, item, &e->arms[i]);
+        e->total_weight += e->arms[i].weight;
+        for (size_t j = 0; j < i; j++) {
+            if (e->arms[i].name != NULL && e->arms[j].name != NULL && strcmp(e->arms[i].name, e->arms[j].name) == 0) {
+                fail(ld, item, "duplicate arm name '%s'", e->arms[i].name);
+            }
+        }
+    }
+    if (e->total_weight == 0) {
+        fail(ld, v[ARMS], "the arms' weights add up to 0");
+    }
+}
+
+static void load_experiments(struct loader *ld, yaml_node_t *seq)
+{
+    struct lw_config *cfg = ld->cfg;
+    cfg->num_metric_slots = 1;
+    if (seq == NULL || !check_list(ld, seq, "experiments")) {
+        return;
+    }
+    cfg->num_experiments = list_len(seq);
+    cfg->experiments = lw_calloc(cfg->num_experiments, sizeof(*cfg->experiments));
+    for (size_t i = 0; i < cfg->num_experiments; i++) {
+        yaml_node_t *item = list_item(ld, seq, i);
+        struct lw_config_experiment *e = &cfg->experiments[i];
+        load_experiment(ld, item, e);
+        e->first_slot = cfg->num_metric_slots;
+        cfg->num_metric_slots += e->num_arms;
+        for (size_t j = 0; j < i; j++) {
+            if (e->name != NULL && cfg->experiments[j].name != NULL && strcmp(e->name, cfg->experiments[j].name) == 0) {
+                fail(ld, item, "duplicate experiment name '%s'", e->name);
+            }
+        }
+    }
+}
+
+static void load_admin(struct loader *ld, yaml_node_t *node)
+{
+    enum { ADDRESS, N };
+    static const char *const keys[N] = {"address"};
+    yaml_node_t *v[N];
+
+    if (!read_mapping(ld, node, "'admin'", "in admin", keys, N, v)) {
+        return;
+    }
+    if (v[ADDRESS] == NULL) {
+        fail(ld, node, "missing required key 'address' in admin");
+        return;
+    }
+    parse_address(ld, v[ADDRESS], true, &ld->cfg->admin_host, &ld->cfg->admin_port);
+}
+
 static void load_route(struct loader *ld, yaml_node_t *node, struct lw_config_route *r)
 {
-    enum { HOST, PATH, BACKEND, PUSH, N };
-    static const char *const keys[N] = {"host", "path", "backend", "push"};
+    enum { HOST, PATH, BACKEND, PUSH, EXPERIMENT, N };
+    static const char *const keys[N] = {"host", "path", "backend", "push", "experiment"};
     yaml_node_t *v[N];
     const char *s;
     struct lw_config *cfg = ld->cfg;
@@ -976,6 +1117,16 @@ static void load_route(struct loader *ld, yaml_node_t *node, struct lw_config_ro
     }
     if (v[PUSH] != NULL) {
         load_push(ld, v[PUSH], &r->push);
+    }
+    if (v[EXPERIMENT] != NULL && (s = get_string(ld, v[EXPERIMENT], "experiment")) != NULL) {
+        for (size_t i = 0; i < cfg->num_experiments && r->experiment == NULL; i++) {
+            if (cfg->experiments[i].name != NULL && strcmp(cfg->experiments[i].name, s) == 0) {
+                r->experiment = &cfg->experiments[i];
+            }
+        }
+        if (r->experiment == NULL) {
+            fail(ld, v[EXPERIMENT], "unknown experiment '%s' in route", s);
+        }
     }
     if (v[HOST] != NULL) {
         r->host = get_route_host(ld, v[HOST]);
@@ -1051,8 +1202,9 @@ static void load_workers(struct loader *ld, yaml_node_t *n)
 
 static void load_root(struct loader *ld, yaml_node_t *root)
 {
-    enum { WORKERS, LOG, DRAIN, LIMITS, LISTENERS, BACKENDS, ROUTES, N };
-    static const char *const keys[N] = {"workers", "log", "drain_timeout", "limits", "listeners", "backends", "routes"};
+    enum { WORKERS, LOG, DRAIN, LIMITS, LISTENERS, BACKENDS, ROUTES, EXPERIMENTS, ADMIN, N };
+    static const char *const keys[N] = {"workers",  "log",    "drain_timeout", "limits", "listeners",
+                                        "backends", "routes", "experiments",   "admin"};
     yaml_node_t *v[N];
 
     if (!read_mapping(ld, root, "the top level", "at the top level", keys, N, v)) {
@@ -1075,6 +1227,10 @@ static void load_root(struct loader *ld, yaml_node_t *root)
         fail(ld, root, "missing required key 'backends' at the top level");
     } else {
         load_backends(ld, v[BACKENDS]);
+    }
+    load_experiments(ld, v[EXPERIMENTS]);
+    if (v[ADMIN] != NULL) {
+        load_admin(ld, v[ADMIN]);
     }
     load_routes(ld, root, v[ROUTES]);
 }

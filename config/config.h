@@ -87,11 +87,31 @@ struct lw_config_push {
     uint32_t max_per_connection;       /* pushes one connection may carry; default 100 */
 };
 
+/* An experiment splits clients into weighted, sticky arms, each with its own push policy. A
+ * client keeps its arm through a cookie; without one its arm is a hash of its address with
+ * the seed, so every lowat of a fleet assigns alike. */
+struct lw_config_arm {
+    char *name; /* a token, unique within the experiment */
+    uint32_t weight;
+    enum lw_config_push_policy policy;
+};
+
+struct lw_config_experiment {
+    char *name;   /* a token, unique */
+    uint64_t seed;
+    char *cookie; /* the cookie that holds the arm: "lw_exp_" + name */
+    struct lw_config_arm *arms;
+    size_t num_arms;
+    uint32_t total_weight;
+    size_t first_slot; /* metric slot of the first arm; slot 0 is "no experiment" */
+};
+
 struct lw_config_route {
     char *host;        /* NULL: any host; "example.com" exact; "*.example.com" any subdomain */
     char *path_prefix; /* default "/" */
     struct lw_config_backend *backend; /* borrowed from lw_config.backends */
     struct lw_config_push push;
+    const struct lw_config_experiment *experiment; /* NULL, or its arms' policies replace push.policy */
 };
 
 struct lw_config_limits {
@@ -118,6 +138,11 @@ struct lw_config {
     size_t num_backends;
     struct lw_config_route *routes; /* in file order; first match wins */
     size_t num_routes;
+    struct lw_config_experiment *experiments;
+    size_t num_experiments;
+    size_t num_metric_slots; /* 1 + the arms of every experiment */
+    char *admin_host;        /* NULL: no admin listener (the default) */
+    uint16_t admin_port;
 };
 
 /* Error messages collected by a load, each "file:line:col: message". */

@@ -60,12 +60,13 @@ void lw_accesslog_write(int fd, const struct lw_request *req)
     }
     int n = snprintf(line, sizeof(line),
                      "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ client=%s proto=%s method=%.*s authority=%s path=%s "
-                     "status=%d bytes=%llu backend=%s member=%s upstream_ms=%.1f total_ms=%.1f%s%s%s",
+                     "status=%d bytes=%llu backend=%s member=%s upstream_ms=%.1f total_ms=%.1f experiment=%s arm=%s%s%s%s",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                      ts.tv_nsec / 1000000, req->client, req->proto ? req->proto : "-", (int)req->method_len,
                      req->method ? req->method : "-", authority, path, req->status,
                      (unsigned long long)req->resp_sent, req->upstream ? req->upstream->cfg->name : "-",
                      req->member_name[0] ? req->member_name : "-", up_ms, total_ms,
+                     req->experiment_name ? req->experiment_name : "-", req->arm_name ? req->arm_name : "-",
                      req->aborted ? " aborted=1" : "", req->resp_failed ? " failed=1" : "",
                      req->is_push ? " push=1" : "");
     if (n < 0) {

@@ -82,7 +82,7 @@ static void h1_on_interim(struct lw_request *req, int status)
         return;
     }
     const struct lw_config_push *push = &req->route->push;
-    if (status == 103 && push->h1_hints && lw_config_push_hints(push->policy)) {
+    if (status == 103 && push->h1_hints && lw_config_push_hints(req->policy)) {
         struct lw_buf b;
         lw_buf_init(&b);
         lw_buf_append(&b, "HTTP/1.1 103 Early Hints\r\n", 26);
@@ -95,6 +95,7 @@ static void h1_on_interim(struct lw_request *req, int status)
         lw_conn_send(req->conn, lw_buf_head(&b), lw_buf_size(&b));
         lw_buf_dispose(&b);
         req->hints_forwarded = true;
+        lw_metrics_add(&lw_request_arm_metrics(req)->hints_forwarded, 1);
         lw_conn_want_flush(req->conn);
     }
 }
@@ -139,6 +140,7 @@ static void h1_on_response_head(struct lw_request *req)
         lw_buf_append(&head, "Connection: keep-alive\r\n", 24);
     }
     lw_buf_append(&head, "\r\n", 2);
+    lw_request_note_response_head(req);
     lw_conn_send(req->conn, lw_buf_head(&head), lw_buf_size(&head));
     lw_buf_dispose(&head);
     h->head_sent = true;

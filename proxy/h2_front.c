@@ -106,6 +106,7 @@ static void submit_response(struct lw_request *req, int status, const struct lw_
                    (req->resp_done && lw_buf_size(&req->resp_body) == 0 && has_length && length == 0);
     nghttp2_data_provider prd = {.source.ptr = req, .read_callback = on_send_data};
     st(req)->response_submitted = true;
+    lw_request_note_response_head(req);
     int rv = nghttp2_submit_response(h->session, req->stream_id, nva, n, no_body ? NULL : &prd);
     if (rv != 0) {
         lw_log_debug("%s: stream %d: cannot submit response: %s", req->conn->peer_str, req->stream_id,
@@ -117,7 +118,7 @@ static void submit_response(struct lw_request *req, int status, const struct lw_
 
 static bool push_allowed(struct lw_h2_front *h, const struct lw_request *parent)
 {
-    enum lw_config_push_policy p = parent->route->push.policy;
+    enum lw_config_push_policy p = parent->policy;
     return (p == LW_CONFIG_PUSH_PUSH || p == LW_CONFIG_PUSH_PUSH_HINTS) && !parent->is_push && !h->goaway &&
            nghttp2_session_get_remote_settings(h->session, NGHTTP2_SETTINGS_ENABLE_PUSH) != 0 &&
            ((parent->method_len == 3 && memcmp(parent->method, "GET", 3) == 0) || parent->is_head);
@@ -183,6 +184,7 @@ static void promise(struct lw_h2_front *h, struct lw_request *parent, const stru
     h->num_open++;
     h->pushes_open++;
     parent->pushes++;
+    lw_request_adopt_push(parent, req);
     /* CSS and JS ahead of images; only acts where the client speaks RFC 9218 priorities. */
     nghttp2_extpri pri = {.urgency = cand->urgency, .inc = 0};
     nghttp2_session_change_extpri_stream_priority(h->session, id, &pri, 1);
@@ -282,7 +284,7 @@ static void h2_on_interim(struct lw_request *req, int status)
     const struct lw_hdr *extra = NULL;
     size_t num_extra = 0;
     if (status == 103) {
-        enum lw_config_push_policy p = req->route->push.policy;
+        enum lw_config_push_policy p = req->policy;
         if (st(req)->response_submitted) {
             return;
         }
@@ -295,6 +297,7 @@ static void h2_on_interim(struct lw_request *req, int status)
         extra = req->hints;
         num_extra = req->num_hints;
         req->hints_forwarded = true;
+        lw_metrics_add(&lw_request_arm_metrics(req)->hints_forwarded, 1);
     }
     nghttp2_nv *nva = lw_malloc((num_extra + 1) * sizeof(*nva));
     char s[4];
@@ -413,7 +416,12 @@ static void start_request(struct lw_h2_front *h, struct lw_request *req, bool en
         respond_error(req, s->reject_status);
         return;
     }
+    bool pushed_before = lw_push_memo_has(&h->memo, req->path, req->path_len);
     lw_request_dispatch(req);
+    if (pushed_before && req->front_attached) {
+        /* The client asked for what was pushed to it: the push was wasted or came too late. */
+        lw_metrics_add(&lw_request_arm_metrics(req)->pushed_then_requested, 1);
+    }
 }
 
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
@@ -476,6 +484,7 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
     if (req->is_push) {
         h->pushes_open--;
         if (error_code != NGHTTP2_NO_ERROR) {
+            lw_metrics_add(&lw_request_arm_metrics(req)->pushes_cancelled, 1);
             /* Typically CANCEL: the client had it cached. The backend fetch stops with it. */
             lw_log_debug("%s: push stream %d of %.*s cancelled by the client (%s)", h->conn->peer_str, stream_id,
                          (int)req->path_len, req->path, nghttp2_http2_strerror(error_code));

@@ -19,6 +19,8 @@
 #include "common/mem.h"
 #include "config/config.h"
 #include "proxy/sock.h"
+#include "proxy/admin.h"
+#include "proxy/metrics.h"
 #include "proxy/tls.h"
 #include "proxy/worker.h"
 
@@ -101,6 +103,30 @@ static int bind_listeners(struct lw_proxy *p)
     return 0;
 }
 
+/* The admin listener (off unless configured), bound here like the others so port 0 works. */
+static int bind_admin(struct lw_proxy *p)
+{
+    const struct lw_config *cfg = p->config;
+    if (cfg->admin_host == NULL) {
+        return 0;
+    }
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (!lw_sock_parse_literal(cfg->admin_host, cfg->admin_port, &ss, &len)) {
+        lw_log_error("admin %s: not a literal address", cfg->admin_host);
+        return LW_EINVAL;
+    }
+    p->admin_fd = lw_sock_listen((struct sockaddr *)&ss, len, 64);
+    if (p->admin_fd < 0) {
+        lw_log_error("cannot listen on %s:%u for admin: %s", cfg->admin_host, cfg->admin_port, strerror(errno));
+        return LW_EIO;
+    }
+    bool v6 = strchr(cfg->admin_host, ':') != NULL;
+    lw_log_always("admin listening on %s%s%s:%u (/metrics, /healthz)", v6 ? "[" : "", cfg->admin_host, v6 ? "]" : "",
+                  lw_sock_local_port(p->admin_fd));
+    return 0;
+}
+
 static void free_listeners(struct lw_proxy *p)
 {
     for (size_t i = 0; i < p->num_listens; i++) {
@@ -162,7 +188,8 @@ int main(int argc, char **argv)
     }
 
     int ret = 1;
-    struct lw_proxy proxy = {.config = cfg, .access_log_fd = -1};
+    struct lw_proxy proxy = {.config = cfg, .access_log_fd = -1, .admin_fd = -1};
+    const struct lw_metrics **all_metrics = NULL;
     struct lw_worker *workers = NULL;
     size_t num_workers = 0;
     lw_log_set_level(cfg->log_level);
@@ -196,7 +223,7 @@ int main(int argc, char **argv)
         lw_log_error("libevent without pthreads support");
         goto Exit;
     }
-    if (bind_listeners(&proxy) != 0) {
+    if (bind_listeners(&proxy) != 0 || bind_admin(&proxy) != 0) {
         goto Exit;
     }
     num_workers = cfg->workers ? cfg->workers : (size_t)sysconf(_SC_NPROCESSORS_ONLN);
@@ -209,6 +236,14 @@ int main(int argc, char **argv)
             num_workers = i + 1;
             goto Exit;
         }
+    }
+    all_metrics = lw_calloc(num_workers, sizeof(*all_metrics));
+    for (size_t i = 0; i < num_workers; i++) {
+        all_metrics[i] = &workers[i].metrics;
+    }
+    if (proxy.admin_fd >= 0) {
+        workers[0].admin = lw_admin_new(&workers[0], proxy.admin_fd, all_metrics, num_workers);
+        proxy.admin_fd = -1;
     }
     for (size_t i = 0; i < proxy.num_listens; i++) {
         const struct lw_listen_spec *s = &proxy.listens[i];
@@ -248,7 +283,11 @@ Exit:
         lw_worker_join_and_dispose(&workers[i]);
     }
     free(workers);
+    free(all_metrics);
     free_listeners(&proxy);
+    if (proxy.admin_fd >= 0) {
+        close(proxy.admin_fd);
+    }
     if (proxy.access_log_fd > 2) {
         close(proxy.access_log_fd);
     }

@@ -20,6 +20,7 @@
 #include "config/config.h"
 #include "proxy/accesslog.h"
 #include "proxy/backend.h"
+#include "proxy/metrics.h"
 #include "proxy/pool.h"
 #include "proxy/push.h"
 #include "proxy/worker.h"
@@ -220,6 +221,144 @@ static void build_head(struct lw_request *req)
     }
 }
 
+/* A page: a response and its pushes, timed together until the last byte of all of them. */
+struct lw_page {
+    unsigned pending;
+    bool aborted;
+    uint64_t start_us;
+    size_t slot;
+};
+
+struct lw_arm_metrics *lw_request_arm_metrics(struct lw_request *req)
+{
+    return &req->worker->metrics.arms[req->slot < req->worker->metrics.num_arms ? req->slot : 0];
+}
+
+static struct lw_arm_metrics *arm_metrics(struct lw_request *req)
+{
+    return lw_request_arm_metrics(req);
+}
+
+/* The arm named by the client's cookie for experiment e, or NULL. */
+static const struct lw_config_arm *arm_from_cookie(const struct lw_request *req, const struct lw_config_experiment *e)
+{
+    size_t name_len = strlen(e->cookie);
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const struct lw_hdr *h = &req->headers[i];
+        if (!name_is(h, "cookie")) {
+            continue;
+        }
+        /* cookie-string: name=value pairs separated by "; " (RFC 6265 section 4.2.1). */
+        const char *p = h->value, *end = h->value + h->value_len;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == ';')) {
+                p++;
+            }
+            const char *pair_end = memchr(p, ';', (size_t)(end - p));
+            if (pair_end == NULL) {
+                pair_end = end;
+            }
+            if ((size_t)(pair_end - p) > name_len && memcmp(p, e->cookie, name_len) == 0 && p[name_len] == '=') {
+                const char *v = p + name_len + 1;
+                size_t vlen = (size_t)(pair_end - v);
+                for (size_t a = 0; a < e->num_arms; a++) {
+                    if (strlen(e->arms[a].name) == vlen && memcmp(e->arms[a].name, v, vlen) == 0) {
+                        return &e->arms[a];
+                    }
+                }
+            }
+            p = pair_end;
+        }
+    }
+    return NULL;
+}
+
+/* Sticky arms: the cookie when the client has one, else a hash of its address with the
+ * experiment's seed (the same in every lowat of a fleet), then told to the client. */
+static void assign_arm(struct lw_request *req, const struct lw_config_experiment *e)
+{
+    const struct lw_config_arm *arm = arm_from_cookie(req, e);
+    if (arm == NULL && e->total_weight > 0) {
+        uint64_t h = 1469598103934665603ull ^ e->seed;
+        for (size_t i = 0; i < req->client_ip_len; i++) {
+            h ^= (unsigned char)req->client_ip[i];
+            h *= 1099511628211ull;
+        }
+        h ^= h >> 29; /* FNV's low bits mix poorly: fold the high ones in before the modulo */
+        uint64_t pick = h % e->total_weight;
+        for (size_t a = 0; a < e->num_arms && arm == NULL; a++) {
+            if (pick < e->arms[a].weight) {
+                arm = &e->arms[a];
+            } else {
+                pick -= e->arms[a].weight;
+            }
+        }
+        if (arm != NULL) {
+            size_t len = strlen(e->cookie) + strlen(arm->name) + 64;
+            char *c = lw_arena_alloc(&req->arena, len);
+            snprintf(c, len, "%s=%s; Path=/; Max-Age=2592000; SameSite=Lax%s", e->cookie, arm->name,
+                     req->tls ? "; Secure" : "");
+            req->arm_cookie = c;
+        }
+    }
+    if (arm != NULL) {
+        req->policy = arm->policy;
+        req->slot = e->first_slot + (size_t)(arm - e->arms);
+        req->experiment_name = e->name;
+        req->arm_name = arm->name;
+    }
+}
+
+void lw_request_note_response_head(struct lw_request *req)
+{
+    if (!req->is_push) {
+        lw_metrics_observe(&arm_metrics(req)->parent_ttfb, lw_time_mono_us() - req->start_us);
+    }
+}
+
+void lw_request_adopt_push(struct lw_request *parent, struct lw_request *push)
+{
+    if (parent->page == NULL) {
+        parent->page = lw_calloc(1, sizeof(*parent->page));
+        parent->page->pending = 1;
+        parent->page->start_us = parent->start_us;
+        parent->page->slot = parent->slot;
+    }
+    parent->page->pending++;
+    push->page = parent->page;
+    push->slot = parent->slot;
+    push->experiment_name = parent->experiment_name;
+    push->arm_name = parent->arm_name;
+    lw_metrics_add(&arm_metrics(parent)->pushes_promised, 1);
+}
+
+/* A member of a page finished: the page is complete when the last one does. */
+static void page_done(struct lw_request *req, bool aborted)
+{
+    struct lw_arm_metrics *m = arm_metrics(req);
+    if (req->is_push) {
+        lw_metrics_add(&m->pushed_bytes, req->resp_sent);
+    }
+    struct lw_page *page = req->page;
+    req->page = NULL;
+    if (page == NULL) {
+        if (!req->is_push && !aborted && req->method != NULL) {
+            lw_metrics_observe(&m->page_complete, lw_time_mono_us() - req->start_us);
+        }
+        return;
+    }
+    if (aborted && !req->is_push) {
+        page->aborted = true;
+    }
+    if (--page->pending == 0) {
+        if (!page->aborted) {
+            lw_metrics_observe(&req->worker->metrics.arms[page->slot].page_complete,
+                               lw_time_mono_us() - page->start_us);
+        }
+        free(page);
+    }
+}
+
 /* A top-level page load (Fetch metadata): what browsers act on 103s for. */
 static bool is_navigation(const struct lw_request *req)
 {
@@ -274,7 +413,14 @@ void lw_request_dispatch(struct lw_request *req)
     req->route = route;
     size_t index = (size_t)(route->backend - cfg->backends);
     req->upstream = req->worker->upstreams[index];
-    if (route->push.policy == LW_CONFIG_PUSH_LEARNED_HINTS && is_navigation(req)) {
+    req->policy = route->push.policy;
+    if (!req->is_push) {
+        if (route->experiment != NULL) {
+            assign_arm(req, route->experiment);
+        }
+        lw_metrics_add(&arm_metrics(req)->requests, 1);
+    }
+    if (req->policy == LW_CONFIG_PUSH_LEARNED_HINTS && is_navigation(req)) {
         send_learned_hints(req);
     }
     build_head(req);
@@ -344,6 +490,7 @@ void lw_request_front_done(struct lw_request *req, bool aborted)
     req->front_attached = false;
     req->conn = NULL;
     lw_list_remove(&req->link);
+    page_done(req, aborted);
     if (aborted && req->back_attached) {
         req->aborted = true;
         lw_upstream_cancel_wait(req);
@@ -407,7 +554,7 @@ void lw_request_on_backend_head(struct lw_request *req, int status, const void *
     req->status = status;
     req->resp_has_length = has_length;
     req->resp_length = length;
-    req->rheaders = lw_malloc((num_headers ? num_headers : 1) * sizeof(*req->rheaders));
+    req->rheaders = lw_malloc((num_headers + 1) * sizeof(*req->rheaders)); /* + an arm cookie */
     req->num_rheaders = 0;
     const struct lw_http1_header *connection = NULL;
     for (size_t i = 0; i < num_headers; i++) {
@@ -449,7 +596,14 @@ void lw_request_on_backend_head(struct lw_request *req, int status, const void *
         o->value_len = h->value_len;
     }
     req->resp_head_done = true;
-    if (req->route != NULL && req->route->push.policy == LW_CONFIG_PUSH_LEARNED_HINTS && status == 200 &&
+    if (req->arm_cookie != NULL) {
+        struct lw_hdr *o = &req->rheaders[req->num_rheaders++];
+        o->name = "set-cookie";
+        o->name_len = 10;
+        o->value = req->arm_cookie;
+        o->value_len = strlen(req->arm_cookie);
+    }
+    if (req->route != NULL && req->policy == LW_CONFIG_PUSH_LEARNED_HINTS && status == 200 &&
         is_navigation(req)) {
         lw_hints_cache_learn(req->worker->hints, req->route, req->path, req->path_len, req->rheaders,
                              req->num_rheaders, lw_time_mono_ms());

@@ -19,6 +19,7 @@
 #include "common/arena.h"
 #include "common/buf.h"
 #include "common/list.h"
+#include "config/config.h"
 #include "proxy/worker.h"
 
 struct lw_request;
@@ -28,6 +29,7 @@ struct lw_upstream;
 struct lw_member;
 struct lw_bconn;
 struct lw_config_route;
+struct lw_page;
 
 struct lw_hdr {
     const char *name; /* lowercase */
@@ -113,6 +115,11 @@ struct lw_request {
     const struct lw_config_route *route;
     bool is_push;    /* a server push: the promised request lowat made itself */
     unsigned pushes; /* pushes this response started */
+    enum lw_config_push_policy policy; /* the route's, or the client's experiment arm's */
+    size_t slot;                       /* metrics slot: 0, or the experiment arm's */
+    const char *arm_cookie;            /* "name=arm" to set, when the arm came from the hash */
+    struct lw_page *page;              /* shared with its pushes, for the page-complete time */
+    const char *experiment_name, *arm_name; /* for the access log; NULL outside experiments */
 
     uint64_t start_us, upstream_start_us, upstream_head_us;
     bool front_attached, back_attached;
@@ -156,6 +163,13 @@ void lw_request_on_backend_done(struct lw_request *req);
 /* The backend exchange failed. retryable: nothing of the request reached a backend that
  * could have acted on it. status: what to answer if no retry is possible (502 or 504). */
 void lw_request_on_backend_error(struct lw_request *req, int status, const char *reason, bool retryable);
+
+/* The response head is going out to the client now (metrics: time to first byte). */
+void lw_request_note_response_head(struct lw_request *req);
+/* The metrics of req's experiment arm (slot 0 outside experiments). */
+struct lw_arm_metrics *lw_request_arm_metrics(struct lw_request *req);
+/* A push of parent's is starting: it shares the parent's page and arm. */
+void lw_request_adopt_push(struct lw_request *parent, struct lw_request *push);
 
 /* The standard reason phrase of status, or "" when there is none to give. */
 const char *lw_request_status_text(int status);

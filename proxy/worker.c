@@ -14,6 +14,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "proxy/admin.h"
 #include "proxy/conn.h"
 #include "proxy/dns.h"
 #include "proxy/listener.h"
@@ -104,6 +105,7 @@ int lw_worker_init(struct lw_worker *w, int id, const struct lw_proxy *proxy)
     /* A few thousand pages' hints cost a few MB at most; five minutes keeps them current
      * with deploys without relearning on every visit. */
     w->hints = lw_hints_cache_new(2048, 5 * 60 * 1000);
+    lw_metrics_init(&w->metrics, w->config->num_metric_slots);
     w->dns = lw_dns_new(w->base);
     if (w->dns == NULL) {
         return LW_EIO;
@@ -178,6 +180,8 @@ void lw_worker_join_and_dispose(struct lw_worker *w)
         lw_dns_free(w->dns);
     }
     lw_hints_cache_free(w->hints);
+    lw_admin_free(w->admin);
+    lw_metrics_dispose(&w->metrics);
     if (w->base != NULL) {
         event_free(w->reap_ev);
         event_free(w->stop_ev);

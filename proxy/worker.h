@@ -14,6 +14,7 @@
 
 #include "common/list.h"
 #include "config/config.h"
+#include "proxy/metrics.h"
 
 struct event_base;
 struct event;
@@ -21,6 +22,7 @@ struct lw_tls_ctx;
 struct lw_dns;
 struct lw_upstream;
 struct lw_hints_cache;
+struct lw_admin;
 
 /* One configured listener as the process sees it: shared read-only by all workers. */
 struct lw_listen_spec {
@@ -43,6 +45,7 @@ struct lw_proxy {
     struct lw_listen_spec *listens;
     size_t num_listens;
     int access_log_fd; /* -1: off */
+    int admin_fd;      /* -1: no admin listener */
 };
 
 struct lw_worker {
@@ -53,6 +56,8 @@ struct lw_worker {
     struct lw_config *config; /* the snapshot new connections use */
     struct lw_dns *dns;
     struct lw_hints_cache *hints; /* learned preload links, for the learned-hints policy */
+    struct lw_metrics metrics;    /* written by this thread only; read by the admin endpoint */
+    struct lw_admin *admin;       /* worker 0 serves the admin listener, if configured */
     struct lw_upstream **upstreams; /* one per config backend, same order */
     size_t num_upstreams;
     struct lw_listener **listeners;

@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 
 app_port=8080
 proxy_port=8443
+# The embedded default also serves per-arm metrics here (config/default.yaml).
+admin_port=9901
 app=build/tools/lowat-demo-app
 lowat=build/proxy/lowat
 ready_timeout_s=20
@@ -74,7 +76,7 @@ if [ ! -f build/meson-private/coredata.dat ]; then
 fi
 ninja -C build
 
-for port in "$app_port" "$proxy_port"; do
+for port in "$app_port" "$proxy_port" "$admin_port"; do
     if port_taken "$port"; then
         echo "demo.sh: port $port is already in use; this is what listens on it:" >&2
         ss -Hltnp "sport = :$port" >&2 || true
@@ -121,11 +123,16 @@ cat <<EOF
 lowat is listening on https://127.0.0.1:$proxy_port/ in front of lowat-demo-app on 127.0.0.1:$app_port.
 The certificate is self-signed, made at start-up. Try:
 
-  curl -k --http2 -v https://127.0.0.1:$proxy_port/     # the page over HTTP/2, with the app's preload links
-  nghttp -nv https://127.0.0.1:$proxy_port/             # the HTTP/2 frames
-  nghttp -ans https://127.0.0.1:$proxy_port/            # the page and its assets, with timings
+  curl -k --http2 -v https://127.0.0.1:$proxy_port/     # the 103 Early Hints, then the page 200 ms later
+  nghttp -ans https://127.0.0.1:$proxy_port/            # the page and its assets: pushed ones marked *
+  nghttp -nv https://127.0.0.1:$proxy_port/             # the HTTP/2 frames, PUSH_PROMISEs included
+  nghttp -ans -H 'cookie: lw_exp_demo=hints' https://127.0.0.1:$proxy_port/   # the other experiment arm: no pushes
+  curl -s http://127.0.0.1:$admin_port/metrics          # requests, pushes, hints and timings per arm
 
-or open https://127.0.0.1:$proxy_port/ in a browser and accept the self-signed certificate.
+The embedded configuration runs an experiment between two push policies ("push": pushes
+and hints; "hints": only the 103). This machine lands in "push" by the hash of 127.0.0.1;
+the lw_exp_demo cookie keeps or changes the arm. Or open https://127.0.0.1:$proxy_port/ in a
+browser and accept the self-signed certificate (browsers take the 103, not the pushes).
 Logs follow. Ctrl-C stops both servers.
 
 EOF
