@@ -939,7 +939,8 @@ static bool parse_push_policy(const char *s, enum lw_config_push_policy *out)
                  {"hints", LW_CONFIG_PUSH_HINTS},
                  {"push", LW_CONFIG_PUSH_PUSH},
                  {"push+hints", LW_CONFIG_PUSH_PUSH_HINTS},
-                 {"learned-hints", LW_CONFIG_PUSH_LEARNED_HINTS}};
+                 {"learned-hints", LW_CONFIG_PUSH_LEARNED_HINTS},
+                 {"cache-aware", LW_CONFIG_PUSH_CACHE_AWARE}};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (strcmp(s, names[i].name) == 0) {
             *out = names[i].policy;
@@ -969,7 +970,7 @@ static void load_push(struct loader *ld, yaml_node_t *node, struct lw_config_pus
         s = policy != NULL ? scalar(policy) : NULL;
     }
     if (policy != NULL && (s == NULL || !parse_push_policy(s, &p->policy))) {
-        fail(ld, policy, "'push' policy must be one of none, hints, push, push+hints, learned-hints");
+        fail(ld, policy, "'push' policy must be one of none, hints, push, push+hints, learned-hints, cache-aware");
     }
 }
 
@@ -1011,7 +1012,7 @@ static void load_arm(struct loader *ld, yaml_node_t *node, struct lw_config_arm 
     if (v[POLICY] == NULL) {
         fail(ld, node, "missing required key 'policy' in arm");
     } else if ((s = scalar(v[POLICY])) == NULL || !parse_push_policy(s, &a->policy)) {
-        fail(ld, v[POLICY], "'policy' must be one of none, hints, push, push+hints, learned-hints");
+        fail(ld, v[POLICY], "'policy' must be one of none, hints, push, push+hints, learned-hints, cache-aware");
     }
 }
 

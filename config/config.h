@@ -72,6 +72,7 @@ enum lw_config_push_policy {
     LW_CONFIG_PUSH_PUSH_HINTS, /* both */
     LW_CONFIG_PUSH_LEARNED_HINTS, /* hints, and a 103 from remembered preload links the moment a
                                    * navigation arrives, before the backend answers */
+    LW_CONFIG_PUSH_CACHE_AWARE,   /* push, skipping what the client's digest cookie says it has */
 };
 
 /* Hints are forwarded under these policies. */

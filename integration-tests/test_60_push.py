@@ -237,3 +237,40 @@ def test_h2_h1_learned_hints_forget_a_page_that_stops_announcing(lowat, backend)
     assert len(second.informational) == 1  # hinted from what lowat learned on the first visit
     third = c.wait_stream(c.request("GET", page, headers=nav))
     assert third.informational == []
+
+
+def digest_cookie(stream):
+    for v in stream.header_all("set-cookie"):
+        if v.startswith("lw_digest="):
+            return v.split(";", 1)[0]
+    return None
+
+
+def test_h2_h1_cache_aware_skips_what_the_digest_holds(lowat, backend):
+    lw = lowat(backend(), routes=route("cache-aware"), workers=1)
+    page = hints_path(0, [CSS, JS], early=0)
+    first = H2Client(lw.tls_port)
+    st = first.wait_stream(first.request("GET", page))
+    assert sorted(promised_path(p) for p in promises(first)) == ["/static/a.css", "/static/b.js"]
+    cookie = digest_cookie(st)
+    assert cookie, st.headers
+    # A new connection (the memo is per connection) with the cookie: nothing is pushed again.
+    second = H2Client(lw.tls_port)
+    st2 = second.wait_stream(second.request("GET", page, headers=[("cookie", cookie)]))
+    assert st2.status == 200 and promises(second) == []
+    # Without the cookie the same page is pushed again; a new link is pushed even with it.
+    third = H2Client(lw.tls_port)
+    third.wait_stream(third.request("GET", page))
+    assert len(promises(third)) == 2
+    fourth = H2Client(lw.tls_port)
+    more = hints_path(0, [CSS, JS, "</static/c.js>; rel=preload; as=script"], early=0)
+    st4 = fourth.wait_stream(fourth.request("GET", more, headers=[("cookie", cookie)]))
+    assert [promised_path(p) for p in promises(fourth)] == ["/static/c.js"]
+    # The digest grows: with the new cookie, nothing of the three is pushed.
+    fifth = H2Client(lw.tls_port)
+    fifth.wait_stream(fifth.request("GET", more, headers=[("cookie", digest_cookie(st4))]))
+    assert promises(fifth) == []
+    # A malformed digest is ignored, not trusted.
+    sixth = H2Client(lw.tls_port)
+    sixth.wait_stream(sixth.request("GET", page, headers=[("cookie", "lw_digest=!!notbase64")]))
+    assert len(promises(sixth)) == 2

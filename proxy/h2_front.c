@@ -19,6 +19,7 @@
 #include "config/config.h"
 #include "proxy/conn.h"
 #include "proxy/push.h"
+#include "common/gcs.h"
 #include "proxy/request.h"
 #include "proxy/worker.h"
 
@@ -119,7 +120,8 @@ static void submit_response(struct lw_request *req, int status, const struct lw_
 static bool push_allowed(struct lw_h2_front *h, const struct lw_request *parent)
 {
     enum lw_config_push_policy p = parent->policy;
-    return (p == LW_CONFIG_PUSH_PUSH || p == LW_CONFIG_PUSH_PUSH_HINTS) && !parent->is_push && !h->goaway &&
+    return (p == LW_CONFIG_PUSH_PUSH || p == LW_CONFIG_PUSH_PUSH_HINTS || p == LW_CONFIG_PUSH_CACHE_AWARE) &&
+           !parent->is_push && !h->goaway &&
            nghttp2_session_get_remote_settings(h->session, NGHTTP2_SETTINGS_ENABLE_PUSH) != 0 &&
            ((parent->method_len == 3 && memcmp(parent->method, "GET", 3) == 0) || parent->is_head);
 }
@@ -216,12 +218,51 @@ static void push_links(struct lw_h2_front *h, struct lw_request *parent, const s
     const char *scheme = parent->scheme ? parent->scheme : (h->conn->tls ? "https" : "http");
     struct lw_link_uri base = {scheme, strlen(scheme), parent->authority, parent->authority_len,
                                parent->path, parent->path_len};
+    struct lw_push_filter filter = {.etags = h->conn->worker->etags};
+    uint8_t digest[LW_PUSH_DIGEST_MAX];
+    bool cache_aware = parent->policy == LW_CONFIG_PUSH_CACHE_AWARE;
+    if (cache_aware) {
+        size_t len;
+        const char *cookie = lw_request_cookie(parent, LW_PUSH_DIGEST_COOKIE, &len);
+        ssize_t dlen = cookie ? lw_push_digest_decode(cookie, len, digest, sizeof(digest)) : -1;
+        if (dlen > 0) {
+            filter.digest = digest;
+            filter.digest_len = (size_t)dlen;
+        }
+    }
     struct lw_push_candidate *cands = lw_malloc(cap * sizeof(*cands));
-    size_t k = lw_push_select(&h->memo, &base, links, n, cands, cap);
+    size_t k = lw_push_select(&h->memo, &base, links, n, cache_aware ? &filter : NULL, cands, cap);
     for (size_t i = 0; i < k; i++) {
         promise(h, parent, &cands[i]);
+        if (cache_aware && parent->num_digest_keys < LW_ARRAY_LEN(parent->digest_keys)) {
+            parent->digest_keys[parent->num_digest_keys++] = cands[i].digest_key;
+        }
     }
     free(cands);
+}
+
+/* Tell the client the digest of what it has now been pushed (cache-aware push). */
+static void add_digest_cookie(struct lw_request *req)
+{
+    uint8_t digest[LW_PUSH_DIGEST_MAX];
+    size_t len;
+    const char *cookie = lw_request_cookie(req, LW_PUSH_DIGEST_COOKIE, &len);
+    ssize_t dlen = cookie ? lw_push_digest_decode(cookie, len, digest, sizeof(digest)) : -1;
+    char value[1024];
+    ssize_t vlen = lw_push_digest_add(dlen > 0 ? digest : NULL, dlen > 0 ? (size_t)dlen : 0, req->digest_keys,
+                                      req->num_digest_keys, LW_GCS_K_DEFAULT, value, sizeof(value));
+    if (vlen < 0) {
+        return;
+    }
+    size_t cap = (size_t)vlen + 96;
+    char *c = lw_arena_alloc(&req->arena, cap);
+    int n = snprintf(c, cap, "%s=%.*s; Path=/; Max-Age=2592000; SameSite=Lax%s", LW_PUSH_DIGEST_COOKIE, (int)vlen, value,
+                     req->tls ? "; Secure" : "");
+    struct lw_hdr *o = &req->rheaders[req->num_rheaders++];
+    o->name = "set-cookie";
+    o->name_len = 10;
+    o->value = c;
+    o->value_len = (size_t)n;
 }
 
 static void h2_on_response_head(struct lw_request *req)
@@ -244,6 +285,9 @@ static void h2_on_response_head(struct lw_request *req)
             push_links(h, req, links, k);
             free(links);
         }
+    }
+    if (req->num_digest_keys > 0) {
+        add_digest_cookie(req);
     }
     submit_response(req, req->status, req->rheaders, req->num_rheaders, req->resp_has_length, req->resp_length);
 }

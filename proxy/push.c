@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/gcs.h"
 #include "common/list.h"
 #include "common/mem.h"
 
@@ -60,7 +61,8 @@ uint8_t lw_push_urgency(const char *as, size_t as_len)
 }
 
 size_t lw_push_select(struct lw_push_memo *memo, const struct lw_link_uri *base, const struct lw_hdr *links,
-                      size_t num_links, struct lw_push_candidate *out, size_t cap)
+                      size_t num_links, const struct lw_push_filter *filter, struct lw_push_candidate *out,
+                      size_t cap)
 {
     size_t n = 0;
     for (size_t i = 0; i < num_links && n < cap; i++) {
@@ -81,7 +83,20 @@ size_t lw_push_select(struct lw_push_memo *memo, const struct lw_link_uri *base,
             if (lw_push_memo_has(memo, target.path, target.path_len)) {
                 continue;
             }
+            uint64_t key = lw_push_digest_key(target.path, target.path_len, NULL, 0);
+            if (filter != NULL) {
+                size_t etag_len = 0;
+                const char *etag =
+                    filter->etags ? lw_etag_map_get(filter->etags, target.path, target.path_len, &etag_len) : NULL;
+                uint64_t etag_key = etag ? lw_push_digest_key(target.path, target.path_len, etag, etag_len) : key;
+                if (filter->digest != NULL && (lw_gcs_contains(filter->digest, filter->digest_len, etag_key) ||
+                                               lw_gcs_contains(filter->digest, filter->digest_len, key))) {
+                    continue; /* the client has it: the digest says so */
+                }
+                key = etag_key;
+            }
             struct lw_push_candidate *c = &out[n++];
+            c->digest_key = key;
             memcpy(c->path, target.path, target.path_len);
             c->path[target.path_len] = '\0';
             c->path_len = target.path_len;
@@ -258,4 +273,104 @@ size_t lw_hints_cache_lookup(struct lw_hints_cache *c, const void *route, const 
 size_t lw_hints_cache_size(const struct lw_hints_cache *c)
 {
     return c->size;
+}
+
+#define ETAG_SLOTS 1024
+#define ETAG_MAX 96
+
+struct etag_slot {
+    uint64_t path_hash; /* 0: empty */
+    uint8_t len;
+    char etag[ETAG_MAX];
+};
+
+struct lw_etag_map {
+    struct etag_slot slots[ETAG_SLOTS];
+};
+
+struct lw_etag_map *lw_etag_map_new(void)
+{
+    return lw_calloc(1, sizeof(struct lw_etag_map));
+}
+
+void lw_etag_map_free(struct lw_etag_map *m)
+{
+    free(m);
+}
+
+void lw_etag_map_put(struct lw_etag_map *m, const char *path, size_t len, const char *etag, size_t etag_len)
+{
+    if (etag_len == 0 || etag_len > ETAG_MAX) {
+        return;
+    }
+    uint64_t h = hash_path(path, len);
+    struct etag_slot *s = &m->slots[h % ETAG_SLOTS];
+    s->path_hash = h;
+    s->len = (uint8_t)etag_len;
+    memcpy(s->etag, etag, etag_len);
+}
+
+const char *lw_etag_map_get(const struct lw_etag_map *m, const char *path, size_t len, size_t *etag_len)
+{
+    uint64_t h = hash_path(path, len);
+    const struct etag_slot *s = &m->slots[h % ETAG_SLOTS];
+    if (s->path_hash != h) {
+        return NULL;
+    }
+    *etag_len = s->len;
+    return s->etag;
+}
+
+uint64_t lw_push_digest_key(const char *path, size_t len, const char *etag, size_t etag_len)
+{
+    char buf[LW_PUSH_MAX_PATH + ETAG_MAX + 1];
+    if (len > LW_PUSH_MAX_PATH || etag_len > ETAG_MAX) {
+        return lw_gcs_hash(path, len);
+    }
+    memcpy(buf, path, len);
+    size_t n = len;
+    if (etag != NULL && etag_len > 0) {
+        buf[n++] = ' ';
+        memcpy(buf + n, etag, etag_len);
+        n += etag_len;
+    }
+    return lw_gcs_hash(buf, n);
+}
+
+ssize_t lw_push_digest_decode(const char *b64, size_t len, uint8_t *out, size_t cap)
+{
+    ssize_t n = lw_gcs_base64url_decode(b64, len, out, cap);
+    if (n <= 0 || lw_gcs_validate(out, (size_t)n, NULL) != 0) {
+        return -1;
+    }
+    return n;
+}
+
+ssize_t lw_push_digest_add(const uint8_t *digest, size_t len, const uint64_t *keys, size_t n, unsigned k, char *out,
+                           size_t cap)
+{
+    uint64_t all[1u << LW_PUSH_DIGEST_LOG2N];
+    size_t count = 0;
+    if (digest != NULL && len > 0) {
+        struct lw_gcs_reader r;
+        uint64_t v;
+        int rc;
+        /* A digest made with other parameters cannot be merged: start afresh. */
+        if (lw_gcs_reader_init(&r, digest, len) == 0 && r.log2n == LW_PUSH_DIGEST_LOG2N && r.k == k) {
+            while ((rc = lw_gcs_reader_next(&r, &v)) == 1 && count < LW_ARRAY_LEN(all)) {
+                all[count++] = v; /* a decoded value reduces to itself under the same log2n and k */
+            }
+        }
+    }
+    for (size_t i = 0; i < n && count < LW_ARRAY_LEN(all); i++) {
+        all[count++] = keys[i];
+    }
+    uint8_t *bytes = NULL;
+    size_t blen = 0;
+    if (lw_gcs_encode(all, count, LW_PUSH_DIGEST_LOG2N, k, &bytes, &blen) != 0) {
+        return -1;
+    }
+    ssize_t r = lw_gcs_base64url_encode(bytes, blen, out, cap);
+    free(bytes);
+    return r < 0 ? -1 : r;
 }

@@ -33,6 +33,7 @@ struct lw_push_memo {
 struct lw_push_candidate {
     char path[LW_PUSH_MAX_PATH]; /* path and query, resolved */
     size_t path_len;
+    uint64_t digest_key; /* its key in a cache digest (path, and ETag when known) */
     char as[16]; /* the link's as= (style, script, image, font...), "" if none */
     uint8_t urgency; /* RFC 9218 urgency for the pushed stream, 0 (highest) to 7 */
 };
@@ -46,8 +47,43 @@ void lw_push_memo_add(struct lw_push_memo *m, const char *path, size_t len);
  * base. At most `cap` are written to out; each chosen one is added to memo. Returns the
  * number written. Malformed links are skipped (never stop the others).
  */
+/*
+ * Cache-aware push (the idea of H2O's CASPer): the client carries, in a cookie, a Golomb-coded
+ * set of what was pushed to it; a push the set already holds is skipped. A resource's key is
+ * its path plus its ETag when lowat has seen one for it (so a changed resource is pushed
+ * again), else its path alone; a push is skipped when either key is in the set.
+ */
+#define LW_PUSH_DIGEST_COOKIE "lw_digest"
+#define LW_PUSH_DIGEST_LOG2N 7 /* room for 128 resources at the chosen false-positive rate */
+#define LW_PUSH_DIGEST_MAX 512 /* bytes of digest accepted from a client */
+
+/* ETags of pushed responses, per worker: a bounded direct-mapped table. */
+struct lw_etag_map;
+struct lw_etag_map *lw_etag_map_new(void);
+void lw_etag_map_free(struct lw_etag_map *m);
+void lw_etag_map_put(struct lw_etag_map *m, const char *path, size_t len, const char *etag, size_t etag_len);
+/* The ETag seen for path, or NULL (*etag_len set). Borrowed until the next put. */
+const char *lw_etag_map_get(const struct lw_etag_map *m, const char *path, size_t len, size_t *etag_len);
+
+uint64_t lw_push_digest_key(const char *path, size_t len, const char *etag, size_t etag_len);
+/* The client's digest from the value of its lw_digest cookie: bytes into out, or -1 when
+ * absent, malformed (base64url or GCS) or over the limit. */
+ssize_t lw_push_digest_decode(const char *b64, size_t len, uint8_t *out, size_t cap);
+/* The cookie value (base64url) of digest[0..len) (may be empty) plus keys[0..n), with
+ * false-positive exponent k. Returns its length in out, or -1 (full, or out too small). */
+ssize_t lw_push_digest_add(const uint8_t *digest, size_t len, const uint64_t *keys, size_t n, unsigned k, char *out,
+                           size_t cap);
+
+/* What lw_push_select consults for cache-aware push (all optional). */
+struct lw_push_filter {
+    const uint8_t *digest; /* the client's validated digest, or NULL */
+    size_t digest_len;
+    const struct lw_etag_map *etags;
+};
+
 size_t lw_push_select(struct lw_push_memo *memo, const struct lw_link_uri *base, const struct lw_hdr *links,
-                      size_t num_links, struct lw_push_candidate *out, size_t cap);
+                      size_t num_links, const struct lw_push_filter *filter, struct lw_push_candidate *out,
+                      size_t cap);
 
 /* RFC 9218 urgency for a pushed resource by its as= value: render-blocking CSS and scripts
  * ahead of fonts, images and the rest. */

@@ -239,10 +239,9 @@ static struct lw_arm_metrics *arm_metrics(struct lw_request *req)
     return lw_request_arm_metrics(req);
 }
 
-/* The arm named by the client's cookie for experiment e, or NULL. */
-static const struct lw_config_arm *arm_from_cookie(const struct lw_request *req, const struct lw_config_experiment *e)
+const char *lw_request_cookie(const struct lw_request *req, const char *name, size_t *len)
 {
-    size_t name_len = strlen(e->cookie);
+    size_t name_len = strlen(name);
     for (size_t i = 0; i < req->num_headers; i++) {
         const struct lw_hdr *h = &req->headers[i];
         if (!name_is(h, "cookie")) {
@@ -258,16 +257,24 @@ static const struct lw_config_arm *arm_from_cookie(const struct lw_request *req,
             if (pair_end == NULL) {
                 pair_end = end;
             }
-            if ((size_t)(pair_end - p) > name_len && memcmp(p, e->cookie, name_len) == 0 && p[name_len] == '=') {
-                const char *v = p + name_len + 1;
-                size_t vlen = (size_t)(pair_end - v);
-                for (size_t a = 0; a < e->num_arms; a++) {
-                    if (strlen(e->arms[a].name) == vlen && memcmp(e->arms[a].name, v, vlen) == 0) {
-                        return &e->arms[a];
-                    }
-                }
+            if ((size_t)(pair_end - p) > name_len && memcmp(p, name, name_len) == 0 && p[name_len] == '=') {
+                *len = (size_t)(pair_end - p) - name_len - 1;
+                return p + name_len + 1;
             }
             p = pair_end;
+        }
+    }
+    return NULL;
+}
+
+/* The arm named by the client's cookie for experiment e, or NULL. */
+static const struct lw_config_arm *arm_from_cookie(const struct lw_request *req, const struct lw_config_experiment *e)
+{
+    size_t vlen;
+    const char *v = lw_request_cookie(req, e->cookie, &vlen);
+    for (size_t a = 0; v != NULL && a < e->num_arms; a++) {
+        if (strlen(e->arms[a].name) == vlen && memcmp(e->arms[a].name, v, vlen) == 0) {
+            return &e->arms[a];
         }
     }
     return NULL;
@@ -554,7 +561,8 @@ void lw_request_on_backend_head(struct lw_request *req, int status, const void *
     req->status = status;
     req->resp_has_length = has_length;
     req->resp_length = length;
-    req->rheaders = lw_malloc((num_headers + 1) * sizeof(*req->rheaders)); /* + an arm cookie */
+    /* + an arm cookie and a cache-digest cookie */
+    req->rheaders = lw_malloc((num_headers + 2) * sizeof(*req->rheaders));
     req->num_rheaders = 0;
     const struct lw_http1_header *connection = NULL;
     for (size_t i = 0; i < num_headers; i++) {
@@ -596,6 +604,15 @@ void lw_request_on_backend_head(struct lw_request *req, int status, const void *
         o->value_len = h->value_len;
     }
     req->resp_head_done = true;
+    if (req->is_push) {
+        /* Cache-aware push keys resources by ETag: remember this one's. */
+        for (size_t i = 0; i < req->num_rheaders; i++) {
+            if (name_is(&req->rheaders[i], "etag")) {
+                lw_etag_map_put(req->worker->etags, req->path, req->path_len, req->rheaders[i].value,
+                                req->rheaders[i].value_len);
+            }
+        }
+    }
     if (req->arm_cookie != NULL) {
         struct lw_hdr *o = &req->rheaders[req->num_rheaders++];
         o->name = "set-cookie";

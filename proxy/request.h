@@ -120,6 +120,8 @@ struct lw_request {
     const char *arm_cookie;            /* "name=arm" to set, when the arm came from the hash */
     struct lw_page *page;              /* shared with its pushes, for the page-complete time */
     const char *experiment_name, *arm_name; /* for the access log; NULL outside experiments */
+    uint64_t digest_keys[16];   /* cache-aware: keys of what this response pushed */
+    unsigned num_digest_keys;
 
     uint64_t start_us, upstream_start_us, upstream_head_us;
     bool front_attached, back_attached;
@@ -166,6 +168,8 @@ void lw_request_on_backend_error(struct lw_request *req, int status, const char 
 
 /* The response head is going out to the client now (metrics: time to first byte). */
 void lw_request_note_response_head(struct lw_request *req);
+/* The value of the client's cookie named name (a view into the request), or NULL. */
+const char *lw_request_cookie(const struct lw_request *req, const char *name, size_t *len);
 /* The metrics of req's experiment arm (slot 0 outside experiments). */
 struct lw_arm_metrics *lw_request_arm_metrics(struct lw_request *req);
 /* A push of parent's is starting: it shares the parent's page and arm. */

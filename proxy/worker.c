@@ -106,6 +106,7 @@ int lw_worker_init(struct lw_worker *w, int id, const struct lw_proxy *proxy)
      * with deploys without relearning on every visit. */
     w->hints = lw_hints_cache_new(2048, 5 * 60 * 1000);
     lw_metrics_init(&w->metrics, w->config->num_metric_slots);
+    w->etags = lw_etag_map_new();
     w->dns = lw_dns_new(w->base);
     if (w->dns == NULL) {
         return LW_EIO;
@@ -181,6 +182,7 @@ void lw_worker_join_and_dispose(struct lw_worker *w)
     }
     lw_hints_cache_free(w->hints);
     lw_admin_free(w->admin);
+    lw_etag_map_free(w->etags);
     lw_metrics_dispose(&w->metrics);
     if (w->base != NULL) {
         event_free(w->reap_ev);

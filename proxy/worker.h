@@ -23,6 +23,7 @@ struct lw_dns;
 struct lw_upstream;
 struct lw_hints_cache;
 struct lw_admin;
+struct lw_etag_map;
 
 /* One configured listener as the process sees it: shared read-only by all workers. */
 struct lw_listen_spec {
@@ -56,6 +57,7 @@ struct lw_worker {
     struct lw_config *config; /* the snapshot new connections use */
     struct lw_dns *dns;
     struct lw_hints_cache *hints; /* learned preload links, for the learned-hints policy */
+    struct lw_etag_map *etags;    /* ETags of pushed responses, for cache-aware push */
     struct lw_metrics metrics;    /* written by this thread only; read by the admin endpoint */
     struct lw_admin *admin;       /* worker 0 serves the admin listener, if configured */
     struct lw_upstream **upstreams; /* one per config backend, same order */
