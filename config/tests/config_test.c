@@ -515,6 +515,58 @@ static void test_examples(void)
     }
 }
 
+/* Push policies, experiments, the admin listener and responsiveness settings. */
+static void test_push_and_experiments(void)
+{
+    struct lw_config *c = load_ok("listeners: [{address: '127.0.0.1:0', responsiveness: {min_rtt: 50ms, max_cwnd: 40}}]\n"
+                                  "backends: [{name: app, members: ['127.0.0.1:1']}]\n"
+                                  "admin: {address: '127.0.0.1:0'}\n"
+                                  "experiments:\n"
+                                  "  - name: e1\n"
+                                  "    seed: 9\n"
+                                  "    arms: [{name: a, weight: 1, policy: hints}, {name: b, weight: 3, policy: cache-aware}]\n"
+                                  "routes:\n"
+                                  "  - {path: /x, backend: app, push: learned-hints}\n"
+                                  "  - {path: /, backend: app, push: {policy: push, h1_hints: true, max_per_request: 2},"
+                                  " experiment: e1}\n",
+                                  "push policies, an experiment and admin load");
+    if (c != NULL) {
+        TAP_OK(c->listeners[0].responsiveness.enabled && c->listeners[0].responsiveness.min_rtt_ms == 50 &&
+                   c->listeners[0].responsiveness.max_cwnd == 40,
+               "responsiveness settings are read");
+        TAP_OK(c->routes[0].push.policy == LW_CONFIG_PUSH_LEARNED_HINTS && c->routes[0].experiment == NULL,
+               "a policy given by name");
+        TAP_OK(c->routes[1].push.policy == LW_CONFIG_PUSH_PUSH && c->routes[1].push.h1_hints &&
+                   c->routes[1].push.max_per_request == 2 && c->routes[1].push.max_per_connection == 100,
+               "a push mapping, defaults filled in");
+        TAP_OK(c->routes[1].experiment == &c->experiments[0], "a route refers to its experiment");
+        const struct lw_config_experiment *e = &c->experiments[0];
+        TAP_OK(str_eq(e->cookie, "lw_exp_e1") && e->seed == 9 && e->total_weight == 4 && e->num_arms == 2 &&
+                   e->arms[1].policy == LW_CONFIG_PUSH_CACHE_AWARE,
+               "the experiment and its arms");
+        TAP_OK(e->first_slot == 1 && c->num_metric_slots == 3, "metric slots: none, then one per arm");
+        TAP_OK(str_eq(c->admin_host, "127.0.0.1") && c->admin_port == 0, "the admin address");
+        lw_config_unref(c);
+    }
+    c = load_ok("listeners: [{address: '127.0.0.1:0'}]\nbackends: [{name: app, members: ['127.0.0.1:1']}]\n",
+                "no push settings");
+    if (c != NULL) {
+        TAP_OK(c->routes[0].push.policy == LW_CONFIG_PUSH_HINTS && c->admin_host == NULL && c->num_metric_slots == 1 &&
+                   c->listeners[0].responsiveness.enabled && c->listeners[0].responsiveness.min_rtt_ms == 20,
+               "defaults: hints, no admin, responsiveness on from 20 ms");
+        lw_config_unref(c);
+    }
+    EXPECT_ERRORS("listeners: [{address: '127.0.0.1:0', responsiveness: maybe}]\n"
+                  "backends: [{name: app, members: ['127.0.0.1:1']}]\n"
+                  "routes: [{path: /, backend: app, push: sometimes}]\n"
+                  "experiments: [{name: e, arms: [{name: a, policy: push}, {name: a, policy: push}]}]\n"
+                  "admin: {}\n",
+                  "push, experiment and admin errors",
+                  "t.yaml:1:54: 'responsiveness' must be true, false or a mapping",
+                  "t.yaml:3:40: 'push' policy must be one of none, hints, push, push+hints, learned-hints, cache-aware",
+                  "t.yaml:4:57: duplicate arm name 'a'", "t.yaml:5:8: missing required key 'address' in admin");
+}
+
 int main(void)
 {
     test_default();
@@ -530,5 +582,6 @@ int main(void)
     test_route_match();
     test_refcount();
     test_examples();
+    test_push_and_experiments();
     return tap_done();
 }
