@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/err.h"
@@ -211,6 +212,7 @@ int main(int argc, char **argv)
     }
 
     signal(SIGPIPE, SIG_IGN);
+    lw_metrics_set_start_time((uint64_t)time(NULL));
     /* Workers inherit a mask with the stop signals blocked; only this thread takes them. */
     sigset_t sigs;
     sigemptyset(&sigs);

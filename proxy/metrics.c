@@ -57,6 +57,19 @@ static void labels(const struct lw_config *cfg, size_t slot, char *buf, size_t l
     snprintf(buf, len, "experiment=\"-\",arm=\"-\"");
 }
 
+/* The process start: written once by the main thread before the workers start, read only after. */
+static uint64_t start_time;
+
+void lw_metrics_set_start_time(uint64_t unix_s)
+{
+    start_time = unix_s;
+}
+
+static uint64_t cfg_start_time(void)
+{
+    return start_time;
+}
+
 struct counter {
     const char *name, *help;
     size_t offset;
@@ -98,8 +111,10 @@ static void render_histogram(const struct lw_config *cfg, const struct lw_metric
             lw_buf_appendf(out, "%s_bucket{%s,le=\"%s\"} %llu\n", name, lab, bounds_text[b],
                            (unsigned long long)cumulative);
         }
+        /* The count is the +Inf bucket, not the separately read counter: a scrape racing the
+         * workers then still agrees with itself. */
         lw_buf_appendf(out, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, lab, (double)sum.sum_us / 1e6, name, lab,
-                       (unsigned long long)sum.count);
+                       (unsigned long long)cumulative);
     }
 }
 
@@ -129,6 +144,10 @@ void lw_metrics_render(const struct lw_config *cfg, const struct lw_metrics *con
         accepted += load(&workers[w]->connections_accepted);
         open += load(&workers[w]->connections_open);
     }
+    lw_buf_appendf(out,
+                   "# HELP lowat_start_time_seconds When this lowat started (Unix time): a change means a restart.\n"
+                   "# TYPE lowat_start_time_seconds gauge\nlowat_start_time_seconds %llu\n",
+                   (unsigned long long)cfg_start_time());
     lw_buf_appendf(out,
                    "# HELP lowat_connections_accepted_total Client connections accepted.\n"
                    "# TYPE lowat_connections_accepted_total counter\nlowat_connections_accepted_total %llu\n"

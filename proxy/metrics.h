@@ -55,6 +55,9 @@ static inline void lw_metrics_add(uint64_t *counter, uint64_t n)
 /* Record a duration in a histogram this thread owns. */
 void lw_metrics_observe(struct lw_histogram *h, uint64_t us);
 
+/* Record the process start time (Unix seconds); call once before workers start. */
+void lw_metrics_set_start_time(uint64_t unix_s);
+
 /* Append the Prometheus text of the sum of workers[0..n) to out. */
 void lw_metrics_render(const struct lw_config *cfg, const struct lw_metrics *const *workers, size_t n,
                        struct lw_buf *out);
