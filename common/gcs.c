@@ -7,7 +7,7 @@
  * in a cookie, so the reader treats it as hostile: every read is bounded by the length, every
  * value by the range its header announces, and the number of values by the capacity.
  * Membership walks the codes in order, which costs little at the sizes a cookie can carry
- * (a 4 KB cookie holds a 3 KB digest: some 2,500 values at k = 7).
+ * (a 4 KB cookie holds a 3 KB digest: some 2,800 values at k = 7).
  */
 #include "common/gcs.h"
 
@@ -181,11 +181,44 @@ int lw_gcs_encode(const uint64_t *hashes, size_t n, unsigned log2n, unsigned k, 
 
 /* ---- Reading ---- */
 
-static unsigned get_bit(struct lw_gcs_reader *r)
+/* The next n bits (n <= 57), MSB first, a byte at a time; the caller checked they exist. */
+static uint64_t get_bits(struct lw_gcs_reader *r, unsigned n)
 {
-    unsigned b = (r->_p[r->_bit >> 3] >> (7 - (r->_bit & 7))) & 1;
-    r->_bit++;
-    return b;
+    uint64_t v = 0;
+
+    while (n > 0) {
+        unsigned off = (unsigned)(r->_bit & 7);
+        unsigned take = 8 - off < n ? 8 - off : n;
+        unsigned byte = r->_p[r->_bit >> 3];
+        v = (v << take) | ((byte >> (8 - off - take)) & ((1u << take) - 1));
+        r->_bit += take;
+        n -= take;
+    }
+    return v;
+}
+
+/*
+ * Count one bits up to the next zero, which is consumed too: a byte at a time, since
+ * membership walks every code before the one it looks for. Stops early, with *q >= limit,
+ * when the run is longer than any valid quotient. False if the bits run out first.
+ */
+static bool get_unary(struct lw_gcs_reader *r, uint64_t limit, uint64_t *q)
+{
+    *q = 0;
+    while (r->_bit < r->_bits && *q < limit) {
+        unsigned off = (unsigned)(r->_bit & 7);
+        /* The unread bits of the byte on top; zeros shifted in below stop the count. */
+        unsigned inv = (uint8_t) ~(r->_p[r->_bit >> 3] << off);
+        unsigned ones = inv == 0 ? 8 : (unsigned)__builtin_clz(inv) - (8 * sizeof(unsigned) - 8);
+        if (ones < 8 - off) {
+            *q += ones;
+            r->_bit += ones + 1;
+            return true;
+        }
+        *q += 8 - off;
+        r->_bit += 8 - off;
+    }
+    return *q >= limit;
 }
 
 static int reader_fail(struct lw_gcs_reader *r)
@@ -203,12 +236,8 @@ int lw_gcs_reader_init(struct lw_gcs_reader *r, const uint8_t *digest, size_t le
         return reader_fail(r);
     }
     r->_bits = len * 8;
-    for (int i = 0; i < 5; i++) {
-        r->log2n = (r->log2n << 1) | get_bit(r);
-    }
-    for (int i = 0; i < 5; i++) {
-        r->k = (r->k << 1) | get_bit(r);
-    }
+    r->log2n = (unsigned)get_bits(r, 5);
+    r->k = (unsigned)get_bits(r, 5);
     if (r->k == 0) {
         return reader_fail(r);
     }
@@ -246,28 +275,11 @@ int lw_gcs_reader_next(struct lw_gcs_reader *r, uint64_t *value)
         r->_state = LW_GCS_ENDED;
         return 0;
     }
-    /* The quotient, in unary; whole 0xff bytes at a time where aligned. A value below the
-     * range has q < capacity, so a longer run is malformed and the walk stops there. */
-    for (;;) {
-        if (r->_bit == r->_bits || q >= capacity) {
-            return reader_fail(r);
-        }
-        if ((r->_bit & 7) == 0 && r->_bits - r->_bit >= 8 && r->_p[r->_bit >> 3] == 0xff) {
-            q += 8;
-            r->_bit += 8;
-            continue;
-        }
-        if (get_bit(r) == 0) {
-            break;
-        }
-        q++;
-    }
-    if (q >= capacity || r->_bits - r->_bit < r->k) {
+    /* A value below the range has q < capacity: a longer run is malformed. */
+    if (!get_unary(r, capacity, &q) || q >= capacity || r->_bits - r->_bit < r->k) {
         return reader_fail(r);
     }
-    for (unsigned i = 0; i < r->k; i++) {
-        rem = (rem << 1) | get_bit(r);
-    }
+    rem = get_bits(r, r->k);
     v = r->_min + ((q << r->k) | rem);
     if (v >= range || r->count >= capacity) {
         return reader_fail(r);

@@ -64,7 +64,10 @@ int lw_gcs_encode(const uint64_t *hashes, size_t n, unsigned log2n, unsigned k, 
  * A decoder over a borrowed digest: init reads the header, next yields the values in
  * ascending order. Both return LW_EPROTO for a malformed digest: shorter than the header,
  * k = 0, a truncated code, eight or more bits of padding, a value out of range or more than
- * 2^log2n values. Reads never go past len.
+ * 2^log2n values. Reads never go past len, and the walk is bounded by len too. The header
+ * is the sender's word: before adding to a client's digest and encoding it again (which
+ * costs 2^log2n bits once hashes spread over the range), check that its log2n and k are
+ * the ones configured, and start a new digest otherwise.
  */
 struct lw_gcs_reader {
     unsigned log2n;

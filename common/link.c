@@ -222,8 +222,7 @@ static int fail(struct link_fail *f, int code, const char *why, const char *resu
  * The parameters after '>', from *p up to and including the comma that ends the link (or
  * end). On success *p is where the next link starts and *last is the end of the link's text.
  */
-static int parse_params(struct lw_link *link, const char **p, const char *end, const char **last,
-                        struct link_fail *f)
+static int parse_params(struct lw_link *link, const char **p, const char *end, const char **last, struct link_fail *f)
 {
     const char *s = *p;
     bool seen_rel = false;
@@ -293,7 +292,7 @@ static int parse_params(struct lw_link *link, const char **p, const char *end, c
 
 int lw_link_next(const char *value, size_t len, size_t *pos, struct lw_link *link, const char **reason)
 {
-    const char *end = value + len;
+    const char *end;
     const char *p;
     const char *q;
     const char *last;
@@ -305,6 +304,7 @@ int lw_link_next(const char *value, size_t len, size_t *pos, struct lw_link *lin
         return 0;
     }
     /* RFC 9110 5.6.1: empty list elements are skipped, not errors. */
+    end = value + len;
     p = value + *pos;
     while (p < end && (is_ows((unsigned char)*p) || *p == ',')) {
         p++;
@@ -414,6 +414,10 @@ static int split_ref(const char *ref, size_t len, struct ref_parts *r)
     size_t i;
 
     memset(r, 0, sizeof(*r));
+    if (len == 0) {
+        ref = ""; /* the empty reference may come as NULL */
+        p = ref;
+    }
     for (i = 0; i < len; i++) {
         if (!is_ref_char((unsigned char)ref[i])) {
             return LW_EPROTO;
@@ -534,6 +538,44 @@ static void put_path(struct out *o, size_t start, const char *path, size_t len)
     }
 }
 
+/*
+ * The target's path and query (RFC 3986 5.2.2), the path written at the end of o with its
+ * dot segments removed, the query returned as a view (NULL: none).
+ */
+static void put_target_path(struct out *o, const struct lw_link_uri *base, const struct ref_parts *r,
+                            bool has_authority, const char **query, size_t *query_len)
+{
+    size_t start = o->len;
+    const char *base_query = base->path_len > 0 ? memchr(base->path, '?', base->path_len) : NULL;
+    size_t base_path_len = base_query != NULL ? (size_t)(base_query - base->path) : base->path_len;
+
+    *query = r->query;
+    *query_len = r->query_len;
+    if (r->scheme != NULL || r->authority != NULL || (r->path_len > 0 && r->path[0] == '/')) {
+        put_path(o, start, r->path, r->path_len);
+    } else if (r->path_len == 0) {
+        /* "" or "?q": the base's own path, and its query unless the reference has one. */
+        put(o, base->path, base_path_len);
+        if (r->query == NULL && base_query != NULL) {
+            *query = base_query + 1;
+            *query_len = base->path_len - base_path_len - 1;
+        }
+    } else {
+        /* 5.2.3 merge: the base path up to its last '/', then the reference. */
+        const char *slash = base_path_len > 0 ? memrchr(base->path, '/', base_path_len) : NULL;
+        if (has_authority && base_path_len == 0) {
+            put(o, "/", 1);
+        } else if (slash != NULL) {
+            put(o, base->path, (size_t)(slash + 1 - base->path));
+        }
+        put_path(o, start, r->path, r->path_len);
+    }
+    /* An http(s) request needs a path: "https://h" means "https://h/" (RFC 3986 6.2.3). */
+    if (has_authority && o->len == start) {
+        put(o, "/", 1);
+    }
+}
+
 ssize_t lw_link_resolve(const struct lw_link_uri *base, const char *ref, size_t ref_len, char *buf, size_t cap,
                         struct lw_link_uri *out)
 {
@@ -543,8 +585,6 @@ ssize_t lw_link_resolve(const struct lw_link_uri *base, const char *ref, size_t 
     size_t scheme_len = base->scheme_len;
     const char *authority = base->authority;
     size_t authority_len = base->authority_len;
-    const char *base_query;
-    size_t base_path_len;
     const char *query;
     size_t query_len;
     size_t path_start;
@@ -557,8 +597,6 @@ ssize_t lw_link_resolve(const struct lw_link_uri *base, const char *ref, size_t 
     if (rc < 0) {
         return rc;
     }
-    base_query = base->path_len > 0 ? memchr(base->path, '?', base->path_len) : NULL;
-    base_path_len = base_query != NULL ? (size_t)(base_query - base->path) : base->path_len;
     if (r.scheme != NULL) {
         scheme = r.scheme;
         scheme_len = r.scheme_len;
@@ -578,31 +616,7 @@ ssize_t lw_link_resolve(const struct lw_link_uri *base, const char *ref, size_t 
         put(&o, authority, authority_len);
     }
     path_start = o.len;
-    query = r.query;
-    query_len = r.query_len;
-    if (r.scheme != NULL || r.authority != NULL || (r.path_len > 0 && r.path[0] == '/')) {
-        put_path(&o, path_start, r.path, r.path_len);
-    } else if (r.path_len == 0) {
-        /* "" or "?q": the base's own path, and its query unless the reference has one. */
-        put(&o, base->path, base_path_len);
-        if (r.query == NULL && base_query != NULL) {
-            query = base_query + 1;
-            query_len = base->path_len - base_path_len - 1;
-        }
-    } else {
-        /* 5.2.3 merge: the base path up to its last '/', then the reference. */
-        const char *slash = base_path_len > 0 ? memrchr(base->path, '/', base_path_len) : NULL;
-        if (authority != NULL && base_path_len == 0) {
-            put(&o, "/", 1);
-        } else if (slash != NULL) {
-            put(&o, base->path, (size_t)(slash + 1 - base->path));
-        }
-        put_path(&o, path_start, r.path, r.path_len);
-    }
-    /* An http(s) request needs a path: "https://h" means "https://h/" (RFC 3986 6.2.3). */
-    if (authority != NULL && o.len == path_start) {
-        put(&o, "/", 1);
-    }
+    put_target_path(&o, base, &r, authority != NULL, &query, &query_len);
     if (query != NULL) {
         put(&o, "?", 1);
         put(&o, query, query_len);
@@ -628,13 +642,14 @@ ssize_t lw_link_resolve(const struct lw_link_uri *base, const char *ref, size_t 
 /* Host and port of an authority without userinfo; *port is -1 when absent or empty. */
 static bool split_authority(const char *a, size_t n, const char **host, size_t *host_len, long *port)
 {
-    const char *end = a + n;
+    const char *end;
     const char *h_end;
     const char *p;
 
     if (a == NULL || n == 0 || memchr(a, '@', n) != NULL) {
         return false;
     }
+    end = a + n;
     if (a[0] == '[') {
         const char *close = memchr(a, ']', n);
         if (close == NULL) {

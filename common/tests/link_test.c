@@ -56,13 +56,29 @@ static void parse(const char *value, struct parsed *out)
     parse_n(value, strlen(value), out);
 }
 
+static char code_char(int rc)
+{
+    switch (rc) {
+    case 1:
+        return 'L';
+    case 0:
+        return '.';
+    case LW_EPROTO:
+        return 'E';
+    case LW_ELIMIT:
+        return 'M';
+    default:
+        return '?';
+    }
+}
+
 /* The codes of the calls, as a string: 'L' a link, 'E' LW_EPROTO, 'M' LW_ELIMIT, '.' the end. */
 static const char *trace(const struct parsed *p)
 {
     static char s[MAX_LINKS * 2 + 1];
     size_t i;
     for (i = 0; i < p->calls; i++) {
-        s[i] = p->rc[i] == 1 ? 'L' : p->rc[i] == 0 ? '.' : p->rc[i] == LW_EPROTO ? 'E' : p->rc[i] == LW_ELIMIT ? 'M' : '?';
+        s[i] = code_char(p->rc[i]);
     }
     s[i] = '\0';
     return s;
@@ -186,6 +202,11 @@ static void test_values(void)
 
     parse("", &p);
     check_trace(&p, ".", "empty value");
+    {
+        size_t pos = 0;
+        struct lw_link l;
+        TAP_OK(lw_link_next(NULL, 0, &pos, &l, NULL) == 0 && pos == 0, "a NULL empty value has no links");
+    }
     parse(" , ,\t,", &p);
     check_trace(&p, ".", "only empty list elements");
     parse(", </a>,,</b> ,", &p);
@@ -358,8 +379,8 @@ static void test_resolve_rfc(void)
             printf("#   got %zd \"%.*s\"\n", n, n > 0 ? (int)n : 0, buf);
         }
         /* The parts glue back into the whole. */
-        if (n >= 0 && (size_t)n != out.scheme_len + 1 + (out.authority != NULL ? out.authority_len + 2 : 0) +
-                                      out.path_len) {
+        if (n >= 0 &&
+            (size_t)n != out.scheme_len + 1 + (out.authority != NULL ? out.authority_len + 2 : 0) + out.path_len) {
             bad++;
         }
     }
@@ -387,8 +408,8 @@ static void test_resolve(void)
 {
     static const struct lw_link_uri base = {"https", 5, "www.example", 11, "/shop/cart/view?id=7", 20};
     static const struct lw_link_uri root = {"https", 5, "www.example", 11, "", 0};
-    static const char *rejected[] = {"/a b", "/a\tb", "/a\x01", "/a\x7f", "/caf\xc3\xa9", "/\\evil.example/x",
-                                     "/a\"b", "1a:b", ":x", "-x:y", "/a<b"};
+    static const char *rejected[] = {"/a b",  "/a\tb", "/a\x01", "/a\x7f", "/caf\xc3\xa9", "/\\evil.example/x",
+                                     "/a\"b", "1a:b",  ":x",     "-x:y",   "/a<b"};
     char buf[64];
     struct lw_link_uri out;
 
@@ -412,6 +433,9 @@ static void test_resolve(void)
     TAP_EQ_INT(lw_link_resolve(&base, "https:/..//evil.example/x", 25, buf, sizeof(buf), &out), LW_EPROTO,
                "resolve rejects a \"//\" path without authority (it would read back as one)");
 
+    TAP_OK(lw_link_resolve(&root, NULL, 0, buf, sizeof(buf), &out) == 20 &&
+               memcmp(buf, "https://www.example/", 20) == 0,
+           "resolve: a NULL empty reference is the base");
     for (size_t i = 0; i < LW_ARRAY_LEN(rejected); i++) {
         TAP_EQ_INT(lw_link_resolve(&base, rejected[i], strlen(rejected[i]), buf, sizeof(buf), &out), LW_EPROTO,
                    "resolve rejects reference %zu", i);
