@@ -6,7 +6,7 @@
 set -euo pipefail
 
 packages=(
-    meson ninja-build pkg-config gcc
+    meson ninja-build pkg-config gcc clang libclang-rt-14-dev
     libevent-dev android-libboringssl-dev libnghttp2-dev libc-ares-dev libyaml-dev
     nghttp2-client nghttp2-proxy curl
     python3 python3-h2 python3-pytest

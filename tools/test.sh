@@ -182,6 +182,40 @@ else
     skipped "integration tests" "the build failed"
 fi
 
+# Each libFuzzer target for a few seconds from its seed corpus (a copy: new inputs the
+# fuzzer finds stay out of the tree). A crash or a sanitizer report fails the step.
+fuzz_all() {
+    local failed=0 ran=0 exe name corpus
+    for exe in build-fuzz/common/fuzz_*; do
+        [ -x "$exe" ] || continue
+        name=${exe##*/fuzz_}
+        corpus="$tmp/corpus-$name"
+        mkdir -p "$corpus"
+        cp -r "common/fuzz/corpus/$name/." "$corpus/" 2>/dev/null || true
+        ran=$((ran + 1))
+        if ! timeout 60 "$exe" -max_total_time=5 -rss_limit_mb=1024 -print_final_stats=0 "$corpus" \
+            >"$tmp/fuzz-$name.log" 2>&1; then
+            echo "fuzz $name failed:"
+            tail -40 "$tmp/fuzz-$name.log"
+            failed=$((failed + 1))
+        else
+            echo "fuzz $name: $(grep -o '#[0-9]*.*DONE.*' "$tmp/fuzz-$name.log" | tail -1)"
+        fi
+    done
+    [ "$ran" -gt 0 ] && [ "$failed" -eq 0 ]
+}
+
+if CC=clang build build-fuzz fuzz=true buildtype=debugoptimized; then
+    banner "fuzz (5 s per target)"
+    if fuzz_all; then
+        note ok "fuzz targets (5 s each)"
+    else
+        note FAIL "fuzz targets"
+    fi
+else
+    note FAIL "build build-fuzz/ (clang, libFuzzer)"
+fi
+
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 if build build-asan buildtype=debug b_sanitize=address,undefined b_lundef=false; then
