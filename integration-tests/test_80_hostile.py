@@ -328,3 +328,25 @@ def test_h2_garbage_preface_closed(lowat, backend):
     s.close()
     assert closed, "lowat kept an h2 connection whose preface was garbage"
     assert H2Client(lw.tls_port).get("/name").status == 200
+
+
+def test_h2_provoked_error_flood_gets_enhance_your_calm(lowat, backend):
+    """A client that keeps provoking stream errors is told ENHANCE_YOUR_CALM and cut off;
+    another client is untouched."""
+    b = backend()
+    lw = lowat(b)
+    c = H2Client(lw.tls_port, timeout=10)
+    try:
+        for i in range(1000):
+            if c.goaway is not None or c.closed:
+                break
+            c.send_headers(c.headers_for("GET", f"/echo?i={i}") + [("X-Upper", "1")], end_stream=True)
+            if i % 50 == 49:
+                c.wait_for(lambda: c.conn.open_outbound_streams < 50 or c.goaway is not None or c.closed,
+                           timeout=5, what="the resets of malformed streams")
+        c.wait_for(lambda: c.goaway is not None or c.closed, timeout=5, what="GOAWAY")
+    except OSError:
+        pass
+    assert c.goaway is not None and c.goaway.error_code == 11, c.goaway  # ENHANCE_YOUR_CALM
+    assert lw.wait_log(r"too many protocol errors")
+    assert H2Client(lw.tls_port).get("/name").status == 200

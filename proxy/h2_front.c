@@ -15,6 +15,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/clock.h"
 #include "common/mem.h"
 #include "config/config.h"
 #include "proxy/conn.h"
@@ -35,7 +36,17 @@ struct lw_h2_front {
     size_t pushes_open;
     bool goaway;
     struct lw_push_memo memo;
+    /* Peer-provoked errors (malformed frames and streams that nghttp2 or we reset): a token
+     * bucket, since this nghttp2 has the rapid-reset limiter but not the later one against
+     * provoked resets (MadeYouReset). */
+    double glitch_tokens;
+    uint64_t glitch_refill_us;
 };
+
+/* A client may provoke this many errors at once, and this many more per second. Browsers
+ * provoke none; HAProxy's default cut-off is of the same order. */
+#define GLITCH_BURST 200.0
+#define GLITCH_PER_S 20.0
 
 /* Per-stream front state lives in the request; these fields are h2's own. */
 struct h2_stream_state {
@@ -47,6 +58,7 @@ struct h2_stream_state {
 };
 
 static const struct lw_request_front_ops h2_ops;
+static void glitch(struct lw_h2_front *h, const char *what);
 
 static struct h2_stream_state *st(struct lw_request *req)
 {
@@ -456,6 +468,7 @@ static void start_request(struct lw_h2_front *h, struct lw_request *req, bool en
     }
     if (s->reject_status != 0) {
         lw_log_info("%s: stream %d: refused with %d", h->conn->peer_str, req->stream_id, s->reject_status);
+        glitch(h, "refused request");
         req->body_end = true;
         respond_error(req, s->reject_status);
         return;
@@ -535,6 +548,10 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
         }
     }
     bool complete = req->resp_done && lw_buf_size(&req->resp_body) == 0 && error_code == NGHTTP2_NO_ERROR;
+    if (error_code == NGHTTP2_PROTOCOL_ERROR || error_code == NGHTTP2_FLOW_CONTROL_ERROR) {
+        /* Whoever reset it, the peer provoked it: malformed headers, DATA past the window... */
+        glitch(h, nghttp2_http2_strerror(error_code));
+    }
     if (!complete && error_code != NGHTTP2_NO_ERROR) {
         lw_log_debug("%s: stream %d closed: %s", h->conn->peer_str, stream_id, nghttp2_http2_strerror(error_code));
     }
@@ -551,10 +568,29 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
     return 0;
 }
 
+/* Count one provoked error; past the budget, end the connection with ENHANCE_YOUR_CALM. */
+static void glitch(struct lw_h2_front *h, const char *what)
+{
+    uint64_t now = lw_time_mono_us();
+    h->glitch_tokens += (double)(now - h->glitch_refill_us) * GLITCH_PER_S / 1e6;
+    if (h->glitch_tokens > GLITCH_BURST) {
+        h->glitch_tokens = GLITCH_BURST;
+    }
+    h->glitch_refill_us = now;
+    h->glitch_tokens -= 1.0;
+    if (h->glitch_tokens < 0 && !h->goaway) {
+        lw_log_warn("%s: too many protocol errors (last: %s): GOAWAY ENHANCE_YOUR_CALM", h->conn->peer_str, what);
+        h->goaway = true;
+        nghttp2_session_terminate_session(h->session, NGHTTP2_ENHANCE_YOUR_CALM);
+        lw_conn_want_flush(h->conn);
+    }
+}
+
 static int on_invalid_frame(nghttp2_session *session, const nghttp2_frame *frame, int lib_error_code,
                             void *user_data)
 {
     struct lw_h2_front *h = user_data;
+    glitch(h, nghttp2_strerror(lib_error_code));
     lw_log_debug("%s: invalid frame type %u on stream %d: %s", h->conn->peer_str, frame->hd.type,
                  frame->hd.stream_id, nghttp2_strerror(lib_error_code));
     return 0;
@@ -573,6 +609,8 @@ static struct lw_h2_front *front_new(struct lw_conn *c)
     h->conn = c;
     lw_list_init(&h->requests);
     lw_push_memo_init(&h->memo);
+    h->glitch_tokens = GLITCH_BURST;
+    h->glitch_refill_us = lw_time_mono_us();
     nghttp2_session_callbacks *cb;
     nghttp2_session_callbacks_new(&cb);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
