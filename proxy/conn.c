@@ -291,6 +291,11 @@ static void flush(struct lw_conn *c)
             if (queued < WBUF_HIGH) {
                 budget = write_budget(c);
                 c->record_size = budget.record_size;
+                if (budget.active && budget.bytes == 0) {
+                    /* The kernel still holds unsent bytes: LOWAT wakes us when they have gone. */
+                    event_add(c->wev, NULL);
+                    return;
+                }
                 size_t room = LW_MIN(WBUF_HIGH - queued, budget.bytes);
                 size_t produced = produce(c, room);
                 if (c->closed) {

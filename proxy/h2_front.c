@@ -41,6 +41,7 @@ struct lw_h2_front {
      * provoked resets (MadeYouReset). */
     double glitch_tokens;
     uint64_t glitch_refill_us;
+    size_t produce_left; /* what the connection's write budget still allows in this pass */
 };
 
 /* A client may provoke this many errors at once, and this many more per second. Browsers
@@ -54,6 +55,7 @@ struct h2_stream_state {
     size_t header_bytes; /* decoded header list size so far */
     int reject_status;   /* answer with this instead of proxying (431, 400, 501) */
     bool deferred;       /* the data source waits for body bytes */
+    bool has_priority;   /* the request carried an RFC 9218 priority header */
     bool response_submitted;
 };
 
@@ -451,6 +453,9 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     if (namelen == 4 && memcmp(n, "host", 4) == 0) {
         return 0; /* :authority wins (RFC 9113 section 8.3.1) */
     }
+    if (namelen == 8 && memcmp(n, "priority", 8) == 0) {
+        s->has_priority = true; /* nghttp2 reads it itself (RFC 9218) */
+    }
     if (namelen == 14 && memcmp(n, "content-length", 14) == 0) {
         /* nghttp2 has checked it is a number and will check it against the DATA frames. */
         req->content_length = strtoll(lw_arena_strndup(&req->arena, v, valuelen), NULL, 10);
@@ -462,6 +467,13 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 static void start_request(struct lw_h2_front *h, struct lw_request *req, bool end_stream)
 {
     struct h2_stream_state *s = st(req);
+    if (!s->has_priority) {
+        /* No signal: share the connection round-robin with the other unsignalled streams
+         * (RFC 9218's default would send them one after another, so a small script asked for
+         * during a large page would wait for all of it). A later PRIORITY_UPDATE still wins. */
+        nghttp2_extpri pri = {.urgency = NGHTTP2_EXTPRI_DEFAULT_URGENCY, .inc = 1};
+        nghttp2_session_change_extpri_stream_priority(h->session, req->stream_id, &pri, 0);
+    }
     req->has_body = !end_stream;
     if (s->reject_status == 0 && (req->authority == NULL || req->authority_len == 0)) {
         s->reject_status = 400;
@@ -586,6 +598,20 @@ static void glitch(struct lw_h2_front *h, const char *what)
     }
 }
 
+/* DATA frames no larger than the write budget left: nghttp2 would otherwise build 16 KiB
+ * frames, and a frame produced is a frame sent, ahead of anything more urgent. */
+static ssize_t on_read_length(nghttp2_session *session, uint8_t frame_type, int32_t stream_id,
+                              int32_t session_window, int32_t stream_window, uint32_t max_frame, void *user_data)
+{
+    struct lw_h2_front *h = user_data;
+    ssize_t n = LW_MIN(session_window, stream_window);
+    n = LW_MIN(n, (ssize_t)max_frame);
+    if ((size_t)n + 9 > h->produce_left) {
+        n = h->produce_left > 9 ? (ssize_t)(h->produce_left - 9) : 1;
+    }
+    return n > 0 ? n : 1;
+}
+
 static int on_invalid_frame(nghttp2_session *session, const nghttp2_frame *frame, int lib_error_code,
                             void *user_data)
 {
@@ -620,6 +646,7 @@ static struct lw_h2_front *front_new(struct lw_conn *c)
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
     nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb, on_invalid_frame);
     nghttp2_session_callbacks_set_error_callback2(cb, on_error);
+    nghttp2_session_callbacks_set_data_source_read_length_callback(cb, on_read_length);
     nghttp2_option *opt;
     nghttp2_option_new(&opt);
     /* Window updates follow what the backend has taken, not what we have received. */
@@ -722,7 +749,9 @@ int lw_h2_front_recv(struct lw_h2_front *h, const char *data, size_t len)
 size_t lw_h2_front_produce(struct lw_h2_front *h, size_t budget)
 {
     size_t total = 0;
-    while (total < budget) {
+    /* Tiny DATA frames cost more in headers and records than they gain: stop short of them. */
+    while (total < budget && (budget == SIZE_MAX || budget - total >= 256 || total == 0)) {
+        h->produce_left = budget - total;
         const uint8_t *out;
         ssize_t n = nghttp2_session_mem_send(h->session, &out);
         if (n < 0) {

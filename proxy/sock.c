@@ -136,10 +136,12 @@ struct lw_sock_budget lw_sock_budget_compute(const struct lw_sock_tcp_state *st,
         return b;
     }
     size_t payload = st->mss - cfg->tls_overhead;
-    /* What TCP sends at once: the free part of the window, plus one segment so the window
-     * never idles while our next write is being prepared (the talk's formula; H2O adds 2). */
+    /* What TCP sends at once: the free part of the window, plus two segments so the window
+     * never idles while our next write is being prepared. Measured across a 100 ms link with
+     * cubic: with +1 a script asked for during slow start took 1.06 or 2.03 RTT depending on
+     * where the ACKs fell (median 1.51); with +2 (as H2O) 1.08-1.09 RTT every time. */
     uint32_t free_segs = st->cwnd > st->unacked ? st->cwnd - st->unacked : 0;
-    size_t bytes = ((size_t)free_segs + 1) * payload;
+    size_t bytes = ((size_t)free_segs + 2) * payload;
     if (cfg->pacing && st->pacing_rate != 0 && st->pacing_rate != UINT64_MAX) {
         /* A pacer releases the window over time: what it does not send now waits in the
          * kernel, unsent, in front of whatever is urgent next. */
@@ -151,6 +153,11 @@ struct lw_sock_budget lw_sock_budget_compute(const struct lw_sock_tcp_state *st,
             bytes = (size_t)slice;
         }
     }
+    /* Bytes still unsent in the kernel are already in front of whatever comes next: this
+     * write may only add what keeps the wire busy beyond them. A write is often asked for
+     * between writable events (a backend chunk arrived), and without this each one would
+     * queue another window's worth. */
+    bytes = bytes > st->notsent_bytes ? bytes - st->notsent_bytes : 0;
     b.active = true;
     b.bytes = bytes;
     b.record_size = payload;

@@ -48,7 +48,7 @@ struct lw_sock_budget_cfg {
 
 struct lw_sock_budget {
     bool active;        /* the optimization is on: LOWAT 1, write at most `bytes` */
-    size_t bytes;       /* payload bytes to produce for this writable event */
+    size_t bytes;       /* payload bytes to produce now; 0: wait for the socket to be writable */
     size_t record_size; /* TLS record payload size that fits one segment */
 };
 
