@@ -11,6 +11,7 @@ packages=(
     nghttp2-client nghttp2-proxy curl
     python3 python3-h2 python3-pytest
     iproute2 iputils-ping ca-certificates
+    chromium
 )
 
 is_installed() {
