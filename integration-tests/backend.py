@@ -16,6 +16,8 @@ segment that names one (so "/api/echo" and "/echo" both echo):
     /name               the backend's name
     /resp-headers       a chunked response carrying end-to-end and hop-by-hop headers
     /stall              read the request head only, never the body, never answer
+    /bad-chunk/N        a chunked body: one chunk of N bytes, then malformed framing
+    /drop               read the request (head and body), then close without answering
     /hints/MS?l=LINK&l=LINK&early=N
                         N (default 1) 103 Early Hints carrying the Link values (from the
                         query and from X-Links request headers), then MS milliseconds of
@@ -40,7 +42,7 @@ BLOCK_SIZE = 1 << 20
 BLOCK = random.Random(20261122).randbytes(BLOCK_SIZE)
 
 MODES = {"echo", "bytes", "chunked", "close-delimited", "slow", "hang", "die-mid", "status", "name",
-         "resp-headers", "stall", "hints"}
+         "resp-headers", "stall", "hints", "bad-chunk", "drop"}
 
 REASONS = {100: "Continue", 103: "Early Hints", 200: "OK", 201: "Created", 204: "No Content", 301: "Moved Permanently",
            304: "Not Modified", 400: "Bad Request", 404: "Not Found", 418: "I'm a teapot",
@@ -345,6 +347,13 @@ class Backend:
     def _respond(self, conn, reader, rec, method):
         mode, arg = self._mode(rec["path"])
         head_only = method == "HEAD"
+        if mode == "bad-chunk":
+            n = int(arg)
+            self._head(conn, 200, [("Content-Type", "application/octet-stream"), ("Transfer-Encoding", "chunked")])
+            conn.sendall(b"%x\r\n" % n + pattern_bytes(n) + b"\r\nZZZ\r\n")
+            return False
+        if mode == "drop":
+            return False
         if mode == "echo":
             body = json.dumps({"name": self.name, "method": rec["method"], "path": rec["path"],
                                "version": rec["version"], "headers": rec["headers"],

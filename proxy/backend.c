@@ -255,10 +255,13 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* Both are called from inside frontend code (a produce step, a body callback): the work
+ * runs from the loop, never under the caller, so a failure it meets cannot close the
+ * frontend while the frontend is still on the stack. */
 void lw_bconn_want_write(struct lw_bconn *bc)
 {
-    if (bc->state == LW_BCONN_ACTIVE && !event_pending(bc->wev, EV_WRITE, NULL)) {
-        on_write(bc->fd, EV_WRITE, bc);
+    if (bc->state == LW_BCONN_ACTIVE) {
+        event_active(bc->wev, EV_WRITE, 0);
     }
 }
 
@@ -268,8 +271,9 @@ void lw_bconn_resume_read(struct lw_bconn *bc)
         return;
     }
     bc->read_paused = false;
+    bc->paused_since_us = 0;
     event_add(bc->rev, NULL);
-    process_input(bc);
+    event_active(bc->rev, EV_READ, 0); /* bytes may already wait in rbuf */
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -286,15 +290,28 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         lw_upstream_report(bc->member, false, "connect timed out");
         fail(bc, 504, "connect timed out", true);
         return;
-    case LW_BCONN_ACTIVE:
+    case LW_BCONN_ACTIVE: {
+        uint64_t now = lw_time_mono_us();
         if (bc->read_paused) {
-            /* Waiting on the client, not on the backend. */
+            /* Waiting on the client, not on the backend: a client that takes nothing for its
+             * idle timeout loses the exchange, so it cannot hold the connection forever. */
+            uint32_t idle_ms = bc->worker->config->limits.client_idle_timeout_ms;
+            if (bc->paused_since_us != 0 && now - bc->paused_since_us >= (uint64_t)idle_ms * 1000u) {
+                fail(bc, 504, "client stopped reading the response", false);
+                return;
+            }
             arm_timer(bc, cfg_of(bc)->response_timeout_ms);
+            return;
+        }
+        if (bc->req != NULL && !bc->req->body_end_queued) {
+            /* Still waiting for the client's body: its slowness is not the member's failure. */
+            fail(bc, 504, "request body not complete in time", false);
             return;
         }
         lw_upstream_report(bc->member, false, "response timed out");
         fail(bc, 504, bc->head_done ? "response body timed out" : "response timed out", false);
         return;
+    }
     }
 }
 
@@ -405,6 +422,7 @@ static void process_input(struct lw_bconn *bc)
         }
         if (!more) {
             bc->read_paused = true;
+            bc->paused_since_us = lw_time_mono_us();
             event_del(bc->rev);
         }
     }
@@ -458,6 +476,12 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     }
     if (bc->state != LW_BCONN_ACTIVE || bc->read_paused) {
         return;
+    }
+    if (lw_buf_size(&bc->rbuf) > 0) {
+        process_input(bc); /* left over from before a pause */
+        if (bc->state != LW_BCONN_ACTIVE || bc->read_paused) {
+            return;
+        }
     }
     /* Bounded: the head limit, or the frontend's buffer, stop us from reading without end. */
     for (int rounds = 0; rounds < 4 && bc->req != NULL && !bc->read_paused; rounds++) {

@@ -39,6 +39,7 @@ struct lw_bconn {
     struct lw_buf rbuf;
     bool reused;        /* has served an exchange before this one */
     bool read_paused;   /* the frontend's buffer is full */
+    uint64_t paused_since_us;
     bool head_done;
     bool got_bytes;     /* any response byte arrived in this exchange */
     enum lw_http1_body body;

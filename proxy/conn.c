@@ -133,6 +133,8 @@ void lw_conn_close_after_flush(struct lw_conn *c)
 {
     c->closing = true;
     event_del(c->rev);
+    /* A client that never reads would keep it open: the last bytes get this long. */
+    lw_conn_set_timeout(c, c->worker->config->limits.client_idle_timeout_ms);
     lw_conn_want_flush(c);
 }
 
@@ -203,7 +205,9 @@ void lw_conn_send(struct lw_conn *c, const void *data, size_t len)
     }
     lw_buf_append(&c->pbuf, data, len);
     if (lw_buf_size(&c->pbuf) >= TLS_RECORD_MAX && seal(c) != 0) {
-        lw_conn_close(c);
+        /* The caller is a protocol still using its state: close at the next flush. */
+        c->io_failed = true;
+        lw_conn_want_flush(c);
     }
 }
 
@@ -273,9 +277,32 @@ static struct lw_sock_budget write_budget(struct lw_conn *c)
     return b;
 }
 
+/* Close gracefully once everything is written: closing a socket that still has unread input
+ * makes the kernel send RST, and a client that sees RST drops what it had not read yet,
+ * the GOAWAY or the 400 that says why. So shut our side, drop what still comes for a moment,
+ * then close (the "lingering close" of HTTP servers). */
+#define LINGER_MS 2000
+
+static void linger(struct lw_conn *c)
+{
+    if (c->lingering) {
+        return;
+    }
+    c->lingering = true;
+    shutdown(c->fd, SHUT_WR);
+    event_del(c->wev);
+    c->read_paused = false;
+    event_add(c->rev, NULL);
+    lw_conn_set_timeout(c, LINGER_MS);
+}
+
 static void flush(struct lw_conn *c)
 {
     if (c->closed || c->in_recv) {
+        return;
+    }
+    if (c->io_failed) {
+        lw_conn_close(c);
         return;
     }
     /* Bounded: a connection cannot monopolize the loop. `more` stays true while the
@@ -339,7 +366,7 @@ static void flush(struct lw_conn *c)
     lw_buf_release(&c->wbuf);
     lw_buf_release(&c->pbuf);
     if (c->closing || (c->proto == LW_CONN_PROTO_H2 && lw_h2_front_is_done(c->h2))) {
-        lw_conn_close(c);
+        linger(c);
     }
 }static void on_flush_ev(evutil_socket_t fd, short what, void *arg)
 {
@@ -464,6 +491,19 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct lw_conn *c = arg;
     char buf[READ_CHUNK];
+    if (c->lingering) {
+        for (int i = 0; i < 16; i++) {
+            ssize_t n = recv(fd, buf, sizeof(buf), 0);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+                lw_conn_close(c);
+                return;
+            }
+            if (n < 0) {
+                return;
+            }
+        }
+        return;
+    }
     if (c->tls && !c->handshake_done) {
         if (!handshake(c) || !c->handshake_done) {
             flush(c);
@@ -534,6 +574,10 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct lw_conn *c = arg;
+    if (c->lingering || c->closing) {
+        lw_conn_close(c);
+        return;
+    }
     if (c->proto == LW_CONN_PROTO_H1) {
         lw_h1_front_on_timeout(c->h1);
         return;

@@ -49,6 +49,8 @@ struct lw_conn {
     bool closing;      /* close once wbuf is written */
     bool closed;
     bool in_recv;      /* inside the protocol's input processing: flushes are deferred */
+    bool io_failed;    /* TLS failed while a protocol was producing: close at the next flush */
+    bool lingering;    /* our side is shut down; input is read and dropped until EOF or timeout */
     /* Writing for responsiveness (see proxy/sock.h). */
     struct lw_sock_budget_cfg budget_cfg;
     bool lowat_set;          /* TCP_NOTSENT_LOWAT is 1 */

@@ -156,10 +156,12 @@ static void h1_on_error(struct lw_request *req, int status)
 {
     struct lw_h1_front *h = req->conn->h1;
     if (status == 0 || h->head_sent) {
-        /* Mid-response: a truncated body and a closed connection are the only honest signal. */
+        /* Mid-response: a truncated body and a closed connection are the only honest signal.
+         * Closed from the loop, not here: our caller may still be inside this frontend. */
         lw_request_front_done(req, true);
         h->req = NULL;
-        lw_conn_close(h->conn);
+        h->keep_alive = false;
+        lw_conn_close_after_flush(h->conn);
         return;
     }
     static const struct lw_hdr ctype = {"content-type", 12, "text/plain; charset=utf-8", 25};
@@ -226,9 +228,10 @@ static bool start_request(struct lw_h1_front *h, const struct lw_http1_request *
     const char *authority = r->host;
     size_t authority_len = r->host_len;
     if (target_len > 0 && target[0] != '/') {
-        /* absolute-form (RFC 9112 section 3.2.2): take the path; Host must agree with it. */
-        const char *scheme_end = target_len > 7 ? strstr(target, "://") : NULL;
-        if (scheme_end == NULL || scheme_end > target + target_len - 3) {
+        /* absolute-form (RFC 9112 section 3.2.2): the target's authority wins over Host. The
+         * target is not NUL-terminated: search within its length only. */
+        const char *scheme_end = target_len > 7 ? memmem(target, target_len, "://", 3) : NULL;
+        if (scheme_end == NULL) {
             if (target_len == 1 && target[0] == '*') {
                 reply_and_close(h, 400, "asterisk-form is not proxied");
             } else {
@@ -238,6 +241,11 @@ static bool start_request(struct lw_h1_front *h, const struct lw_http1_request *
         }
         const char *auth = scheme_end + 3;
         const char *path = memchr(auth, '/', (size_t)(target + target_len - auth));
+        const char *auth_end = path != NULL ? path : target + target_len;
+        if (auth_end > auth) {
+            authority = auth;
+            authority_len = (size_t)(auth_end - auth);
+        }
         if (path == NULL) {
             path = "/";
             target_len = 1;
@@ -361,7 +369,13 @@ int lw_h1_front_process(struct lw_h1_front *h)
             }
             continue;
         }
-        if (h->state == H1_RESPONSE || lw_buf_size(&c->rbuf) == 0) {
+        if (h->state == H1_RESPONSE) {
+            /* One exchange at a time: read no more (a pipelined request waits in the kernel)
+             * until the response is done, so a client cannot grow our buffer without end. */
+            lw_conn_pause_read(c);
+            break;
+        }
+        if (lw_buf_size(&c->rbuf) == 0) {
             break;
         }
         struct lw_http1_header headers[128];
@@ -416,10 +430,8 @@ static void finish_exchange(struct lw_h1_front *h)
     }
     h->state = H1_HEAD;
     lw_conn_set_timeout(h->conn, h->conn->worker->config->limits.client_idle_timeout_ms);
-    if (lw_buf_size(&h->conn->rbuf) > 0) {
-        /* A pipelined request waits in the buffer: its turn now. */
-        lw_conn_resume_read(h->conn);
-    }
+    /* Read again: a pipelined request may wait in the buffer or in the kernel. */
+    lw_conn_resume_read(h->conn);
 }
 
 size_t lw_h1_front_produce(struct lw_h1_front *h, size_t budget)

@@ -616,7 +616,10 @@ static int on_invalid_frame(nghttp2_session *session, const nghttp2_frame *frame
                             void *user_data)
 {
     struct lw_h2_front *h = user_data;
-    glitch(h, nghttp2_strerror(lib_error_code));
+    if (frame->hd.stream_id == 0) {
+        /* Stream-level errors are counted once, when the stream closes with them. */
+        glitch(h, nghttp2_strerror(lib_error_code));
+    }
     lw_log_debug("%s: invalid frame type %u on stream %d: %s", h->conn->peer_str, frame->hd.type,
                  frame->hd.stream_id, nghttp2_strerror(lib_error_code));
     return 0;

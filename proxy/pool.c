@@ -34,6 +34,7 @@ struct lw_resolve {
 };
 
 static void serve_waiters(struct lw_upstream *up);
+static void on_queue_timer(evutil_socket_t fd, short what, void *arg);
 
 static struct lw_member *member_add(struct lw_upstream *up, size_t index, const struct sockaddr_storage *ss,
                                     socklen_t len)
@@ -170,6 +171,7 @@ struct lw_upstream *lw_upstream_new(struct lw_worker *w, const struct lw_config_
     lw_list_init(&up->members);
     lw_list_init(&up->retired);
     lw_list_init(&up->waiters);
+    up->queue_timer = evtimer_new(w->base, on_queue_timer, up);
     up->resolves = lw_calloc(cfg->num_members, sizeof(*up->resolves));
     for (size_t i = 0; i < cfg->num_members; i++) {
         struct lw_resolve *r = &up->resolves[i];
@@ -203,6 +205,7 @@ void lw_upstream_free(struct lw_upstream *up)
         }
     }
     free(up->resolves);
+    event_free(up->queue_timer);
     struct lw_list *lists[2] = {&up->members, &up->retired};
     for (int l = 0; l < 2; l++) {
         while (!lw_list_is_empty(lists[l])) {
@@ -239,6 +242,27 @@ static void start_on(struct lw_member *m, struct lw_request *req)
     }
 }
 
+/* A request does not wait for a connection longer than it would wait for a response. */
+static void on_queue_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct lw_upstream *up = arg;
+    uint64_t limit_us = (uint64_t)up->cfg->response_timeout_ms * 1000u, now = lw_time_mono_us();
+    while (up->num_waiters > 0) {
+        struct lw_request *req = LW_LIST_FIRST(&up->waiters, struct lw_request, wait_link);
+        if (now - req->queued_us < limit_us) {
+            break;
+        }
+        lw_upstream_cancel_wait(req);
+        lw_log_warn("backend %s: a request waited %ums for a connection; answering 503", up->cfg->name,
+                    up->cfg->response_timeout_ms);
+        fail_request(req, 503, "no backend connection free in time");
+    }
+    if (up->num_waiters > 0) {
+        struct timeval tv = {1, 0};
+        event_add(up->queue_timer, &tv);
+    }
+}
+
 static void enqueue(struct lw_upstream *up, struct lw_request *req)
 {
     if (up->num_waiters >= up->cfg->queue) {
@@ -249,6 +273,11 @@ static void enqueue(struct lw_upstream *up, struct lw_request *req)
     }
     lw_list_push_back(&up->waiters, &req->wait_link);
     up->num_waiters++;
+    req->queued_us = lw_time_mono_us();
+    if (!event_pending(up->queue_timer, EV_TIMEOUT, NULL)) {
+        struct timeval tv = {1, 0};
+        event_add(up->queue_timer, &tv);
+    }
 }
 
 void lw_upstream_acquire(struct lw_upstream *up, struct lw_request *req)

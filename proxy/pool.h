@@ -51,6 +51,7 @@ struct lw_upstream {
     struct lw_resolve *resolves; /* one per configured member */
     unsigned unresolved;         /* configured names still without a first answer */
     bool freeing;
+    struct event *queue_timer;   /* fails waiters that waited longer than response_timeout */
 };
 
 struct lw_upstream *lw_upstream_new(struct lw_worker *w, const struct lw_config_backend *cfg);

@@ -57,6 +57,8 @@ struct lw_request *lw_request_new(struct lw_conn *conn, const struct lw_request_
     return req;
 }
 
+static void release_body(struct lw_request *req);
+
 static void request_free(struct lw_reap *r)
 {
     struct lw_request *req = LW_CONTAINER_OF(r, struct lw_request, reap);
@@ -645,10 +647,28 @@ void lw_request_on_backend_done(struct lw_request *req)
     req->resp_done = true;
     req->back_attached = false;
     req->bconn = NULL;
+    release_body(req); /* an early answer: the rest of the upload goes nowhere */
     if (req->conn != NULL) {
         req->ops->on_response_body(req);
     }
     maybe_free(req);
+}
+
+/* RFC 9110 section 9.2.2: a request that may have reached a backend is sent again only if
+ * repeating it is harmless. */
+static bool is_idempotent(const struct lw_request *req)
+{
+    return method_is(req, "GET") || method_is(req, "HEAD") || method_is(req, "OPTIONS") || method_is(req, "PUT") ||
+           method_is(req, "DELETE") || method_is(req, "TRACE");
+}
+
+/* The backend side is done with the body: release what the frontend held back for it. */
+static void release_body(struct lw_request *req)
+{
+    lw_buf_dispose(&req->bbody);
+    if (!req->body_end && req->conn != NULL && req->ops->on_request_body_drained != NULL) {
+        req->ops->on_request_body_drained(req);
+    }
 }
 
 void lw_request_on_backend_error(struct lw_request *req, int status, const char *reason, bool retryable)
@@ -656,13 +676,14 @@ void lw_request_on_backend_error(struct lw_request *req, int status, const char 
     req->bconn = NULL;
     req->fail_reason = reason;
     if (retryable && req->conn != NULL && !req->resp_head_done && req->body_out == 0 &&
-        req->tries <= (int)req->upstream->cfg->retries) {
+        (req->bhead_sent == 0 || is_idempotent(req)) && req->tries <= (int)req->upstream->cfg->retries) {
         req->tries++;
         req->bhead_sent = 0;
         lw_upstream_acquire(req->upstream, req);
         return;
     }
     req->back_attached = false;
+    release_body(req);
     if (req->conn != NULL) {
         if (!req->resp_head_done) {
             req->status = status;

@@ -93,6 +93,7 @@ struct lw_request {
     struct lw_bconn *bconn;
     struct lw_list wait_link; /* in the upstream's wait queue */
     int tries;
+    uint64_t queued_us; /* when it started waiting for a backend connection */
     const char *fail_reason;
     char member_name[96]; /* the last member tried, for the access log */
 
