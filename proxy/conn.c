@@ -249,7 +249,7 @@ static struct lw_sock_budget write_budget(struct lw_conn *c)
         struct lw_sock_tcp_state st;
         if (lw_sock_read_tcp_state(c->fd, &st) == 0) {
             c->rtt_us = st.rtt_us;
-            b = lw_sock_budget_compute(&st, &c->budget_cfg, 0);
+            b = lw_sock_budget_compute(&st, &c->budget_cfg, c->worker->loop_us);
             if (!b.active && st.rtt_us < c->budget_cfg.min_rtt_us) {
                 c->skip_tcp_info = TCP_INFO_SKIP;
             }
@@ -487,9 +487,22 @@ static void on_eof(struct lw_conn *c)
     lw_conn_close(c);
 }
 
+static void read_and_process(struct lw_conn *c, evutil_socket_t fd);
+
+/* The loop's own delay, as the write budget sees it: a moving average (1/8) of how long a
+ * read callback runs. Two clock reads per callback. */
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct lw_conn *c = arg;
+    struct lw_worker *w = c->worker; /* c may be freed by the time we come back (reaped later) */
+    uint64_t t0 = lw_time_mono_us();
+    read_and_process(c, fd);
+    uint64_t d = lw_time_mono_us() - t0;
+    w->loop_us = w->loop_us - w->loop_us / 8 + d / 8;
+}
+
+static void read_and_process(struct lw_conn *c, evutil_socket_t fd)
+{
     char buf[READ_CHUNK];
     if (c->lingering) {
         for (int i = 0; i < 16; i++) {

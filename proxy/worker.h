@@ -58,6 +58,8 @@ struct lw_worker {
     struct lw_dns *dns;
     struct lw_hints_cache *hints; /* learned preload links, for the learned-hints policy */
     struct lw_etag_map *etags;    /* ETags of pushed responses, for cache-aware push */
+    uint64_t loop_us;             /* moving average of a connection callback's run time: the delay
+                                   * the loop adds, which the write budget weighs against the RTT */
     struct lw_metrics metrics;    /* written by this thread only; read by the admin endpoint */
     struct lw_admin *admin;       /* worker 0 serves the admin listener, if configured */
     struct lw_upstream **upstreams; /* one per config backend, same order */
