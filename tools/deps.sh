@@ -12,6 +12,7 @@ packages=(
     python3 python3-h2 python3-pytest
     iproute2 iputils-ping ca-certificates
     chromium
+    nginx-light openssl   # the origin of the benchmark smoke test
 )
 
 is_installed() {
@@ -43,5 +44,23 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 echo "deps.sh: installing ${missing[*]}"
+# Packages such as nginx would start a system service on port 80 at install time; the tests
+# run their own instances on free ports, so services are forbidden for the install (the
+# Debian mechanism, invoke-rc.d(8)); a policy-rc.d already present is left alone.
+policy=/usr/sbin/policy-rc.d
+made_policy=false
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# written by lowat tools/deps.sh for the length of an install\nexit 101\n' |
+        "${sudo[@]}" tee "$policy" >/dev/null
+    "${sudo[@]}" chmod 755 "$policy"
+    made_policy=true
+fi
+cleanup() {
+    if $made_policy; then
+        "${sudo[@]}" rm -f "$policy"
+    fi
+}
+trap cleanup EXIT
+
 "${sudo[@]}" apt-get update -q
 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
