@@ -13,8 +13,9 @@ def listener_with(responsiveness):
 
 
 def test_h2_h1_lowat_set_when_rtt_above_min_rtt(lowat, backend):
-    # Loopback's RTT is far under any real min_rtt: 0 makes the optimization act here.
-    lw = lowat(backend(), listeners=listener_with({"min_rtt": "0ms"}), log_level="debug")
+    # Loopback's RTT (tens of us) is far under any real min_rtt, and the worker's own callbacks
+    # take a good share of it: min_rtt 0 and the whole RTT as loop share make it act here.
+    lw = lowat(backend(), listeners=listener_with({"min_rtt": "0ms", "max_loop_share": 100}), log_level="debug")
     c = H2Client(lw.tls_port)
     st = c.wait_stream(c.request("GET", "/bytes/2000000"))
     assert st.status == 200 and st.body_len == 2000000

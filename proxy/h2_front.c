@@ -485,7 +485,7 @@ static void start_request(struct lw_h2_front *h, struct lw_request *req, bool en
         respond_error(req, s->reject_status);
         return;
     }
-    bool pushed_before = lw_push_memo_has(&h->memo, req->path, req->path_len);
+    bool pushed_before = h->memo.total > 0 && lw_push_memo_has(&h->memo, req->path, req->path_len);
     lw_request_dispatch(req);
     if (pushed_before && req->front_attached) {
         /* The client asked for what was pushed to it: the push was wasted or came too late. */

@@ -5,7 +5,6 @@
  * gracefully (stop accepting, GOAWAY, drain, exit 0).
  */
 #include <errno.h>
-#include <event2/thread.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
@@ -221,10 +220,6 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-    if (evthread_use_pthreads() != 0) {
-        lw_log_error("libevent without pthreads support");
-        goto Exit;
-    }
     if (bind_listeners(&proxy) != 0 || bind_admin(&proxy) != 0) {
         goto Exit;
     }

@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Worker threads: each runs its own event_base with its own listeners, backend pools and
- * resolver. The main thread talks to a worker only through lw_worker_stop, which activates
- * an event of the worker's base (libevent's pthreads support makes that safe).
+ * resolver. The main thread talks to a worker only through lw_worker_stop, which writes to
+ * an eventfd the worker's loop watches; libevent's own thread locking is never turned on.
  */
 #include "proxy/worker.h"
 
 #include <event2/event.h>
+#include <errno.h>
 #include <signal.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,7 +103,15 @@ int lw_worker_init(struct lw_worker *w, int id, const struct lw_proxy *proxy)
         return LW_EIO;
     }
     w->reap_ev = event_new(w->base, -1, 0, on_reap, w);
-    w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
+    /* The one cross-thread hand-off: the main thread writes to this eventfd. libevent's own
+     * thread locking stays off, so no event operation on the request path takes a mutex. */
+    w->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->stop_fd < 0) {
+        lw_log_error("worker %d: eventfd: %s", id, strerror(errno));
+        return LW_EIO;
+    }
+    w->stop_ev = event_new(w->base, w->stop_fd, EV_READ, on_stop, w);
+    event_add(w->stop_ev, NULL);
     w->drain_timer = evtimer_new(w->base, on_drain_timeout, w);
     /* A few thousand pages' hints cost a few MB at most; five minutes keeps them current
      * with deploys without relearning on every visit. */
@@ -152,7 +163,9 @@ int lw_worker_start(struct lw_worker *w)
 
 void lw_worker_stop(struct lw_worker *w)
 {
-    event_active(w->stop_ev, 0, 0);
+    uint64_t one = 1;
+    ssize_t r = write(w->stop_fd, &one, sizeof(one));
+    (void)r; /* a full counter already says "stop" */
 }
 
 void lw_worker_join_and_dispose(struct lw_worker *w)
@@ -187,6 +200,7 @@ void lw_worker_join_and_dispose(struct lw_worker *w)
     if (w->base != NULL) {
         event_free(w->reap_ev);
         event_free(w->stop_ev);
+        close(w->stop_fd);
         event_free(w->drain_timer);
         /* Run what the frees above queued (the resolver's own teardown) before the base goes. */
         event_base_loop(w->base, EVLOOP_NONBLOCK);

@@ -3,7 +3,7 @@
  * A worker: one thread, one event_base, its own SO_REUSEPORT listening sockets, its own
  * backend pools, DNS channel and counters. Nothing on the request path is shared between
  * workers or locked. The only cross-thread hand-off is lw_worker_stop (from the main
- * thread), done with event_active on an event of the worker's base.
+ * thread), done by writing to an eventfd that the worker's loop watches.
  */
 #ifndef LW_PROXY_WORKER_H
 #define LW_PROXY_WORKER_H
@@ -70,7 +70,8 @@ struct lw_worker {
     size_t num_conns;
     struct lw_list reaped;  /* objects closed in a callback, freed at a safe point */
     struct event *reap_ev;
-    struct event *stop_ev;  /* activated from the main thread */
+    struct event *stop_ev;  /* readable when the main thread asks for a stop */
+    int stop_fd;            /* an eventfd: the one cross-thread hand-off */
     struct event *drain_timer;
     bool draining;
 };
