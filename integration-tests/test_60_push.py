@@ -274,3 +274,14 @@ def test_h2_h1_cache_aware_skips_what_the_digest_holds(lowat, backend):
     sixth = H2Client(lw.tls_port)
     sixth.wait_stream(sixth.request("GET", page, headers=[("cookie", "lw_digest=!!notbase64")]))
     assert len(promises(sixth)) == 2
+
+
+def test_h2_h1_nghttp_lists_the_pushes(lowat, backend):
+    """What an operator would run: nghttp -ans shows the pushed assets (marked *)."""
+    import subprocess
+    lw = lowat(backend(), routes=route("push"))
+    url = f"https://127.0.0.1:{lw.tls_port}" + hints_path(100, [CSS, JS])
+    r = subprocess.run(["nghttp", "-ans", url], capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    pushed = sorted(line.split()[-1] for line in r.stdout.splitlines() if " * " in line)
+    assert pushed == ["/static/a.css", "/static/b.js"], r.stdout
