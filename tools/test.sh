@@ -187,7 +187,7 @@ fi
 fuzz_all() {
     local failed=0 ran=0 exe name corpus
     for exe in build-fuzz/common/fuzz_*; do
-        [ -x "$exe" ] || continue
+        [ -f "$exe" ] && [ -x "$exe" ] || continue  # not the .p object directories
         name=${exe##*/fuzz_}
         corpus="$tmp/corpus-$name"
         mkdir -p "$corpus"
