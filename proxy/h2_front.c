@@ -35,7 +35,8 @@ struct lw_h2_front {
     size_t num_open;
     size_t pushes_open;
     bool goaway;
-    struct lw_push_memo memo;
+    struct lw_push_memo *memo; /* what this connection pushed; made at its first push (2 KiB that
+                                * most connections, whose clients disable push, never need) */
     /* Peer-provoked errors (malformed frames and streams that nghttp2 or we reset): a token
      * bucket, since this nghttp2 has the rapid-reset limiter but not the later one against
      * provoked resets (MadeYouReset). */
@@ -220,7 +221,11 @@ static void push_links(struct lw_h2_front *h, struct lw_request *parent, const s
     }
     const struct lw_config_push *cfg = &parent->route->push;
     size_t cap = cfg->max_per_request > parent->pushes ? cfg->max_per_request - parent->pushes : 0;
-    size_t conn_left = cfg->max_per_connection > h->memo.total ? cfg->max_per_connection - h->memo.total : 0;
+    if (h->memo == NULL) {
+        h->memo = lw_malloc(sizeof(*h->memo));
+        lw_push_memo_init(h->memo);
+    }
+    size_t conn_left = cfg->max_per_connection > h->memo->total ? cfg->max_per_connection - h->memo->total : 0;
     /* Pushed streams count against the client's concurrency limit like its own requests. */
     uint32_t peer_max = nghttp2_session_get_remote_settings(h->session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
     size_t streams_left = peer_max > h->pushes_open ? peer_max - h->pushes_open : 0;
@@ -245,7 +250,7 @@ static void push_links(struct lw_h2_front *h, struct lw_request *parent, const s
         }
     }
     struct lw_push_candidate *cands = lw_malloc(cap * sizeof(*cands));
-    size_t k = lw_push_select(&h->memo, &base, links, n, cache_aware ? &filter : NULL, cands, cap);
+    size_t k = lw_push_select(h->memo, &base, links, n, cache_aware ? &filter : NULL, cands, cap);
     for (size_t i = 0; i < k; i++) {
         promise(h, parent, &cands[i]);
         if (cache_aware && parent->num_digest_keys < LW_ARRAY_LEN(parent->digest_keys)) {
@@ -485,7 +490,7 @@ static void start_request(struct lw_h2_front *h, struct lw_request *req, bool en
         respond_error(req, s->reject_status);
         return;
     }
-    bool pushed_before = h->memo.total > 0 && lw_push_memo_has(&h->memo, req->path, req->path_len);
+    bool pushed_before = h->memo != NULL && lw_push_memo_has(h->memo, req->path, req->path_len);
     lw_request_dispatch(req);
     if (pushed_before && req->front_attached) {
         /* The client asked for what was pushed to it: the push was wasted or came too late. */
@@ -637,7 +642,6 @@ static struct lw_h2_front *front_new(struct lw_conn *c)
     struct lw_h2_front *h = lw_calloc(1, sizeof(*h));
     h->conn = c;
     lw_list_init(&h->requests);
-    lw_push_memo_init(&h->memo);
     h->glitch_tokens = GLITCH_BURST;
     h->glitch_refill_us = lw_time_mono_us();
     nghttp2_session_callbacks *cb;
@@ -809,5 +813,6 @@ void lw_h2_front_free(struct lw_h2_front *h)
         lw_request_front_done(req, true);
     }
     nghttp2_session_del(h->session);
+    free(h->memo);
     free(h);
 }
