@@ -476,10 +476,6 @@ size_t lw_h1_front_produce(struct lw_h1_front *h, size_t budget)
     return total;
 }
 
-bool lw_h1_front_is_idle(const struct lw_h1_front *h)
-{
-    return h->req == NULL && h->state == H1_HEAD;
-}
 
 void lw_h1_front_on_eof(struct lw_h1_front *h)
 {
@@ -522,9 +518,3 @@ void lw_h1_front_free(struct lw_h1_front *h)
     free(h);
 }
 
-struct lw_request *lw_h1_front_take_request(struct lw_h1_front *h)
-{
-    struct lw_request *req = h->req;
-    h->req = NULL;
-    return req;
-}

@@ -21,7 +21,6 @@ struct lw_h1_front *lw_h1_front_new(struct lw_conn *c);
 int lw_h1_front_process(struct lw_h1_front *h);
 /* Produce response bytes into the connection, up to about budget. Returns bytes produced. */
 size_t lw_h1_front_produce(struct lw_h1_front *h, size_t budget);
-bool lw_h1_front_is_idle(const struct lw_h1_front *h);
 /* The client closed its side. */
 void lw_h1_front_on_eof(struct lw_h1_front *h);
 /* Graceful stop: close after the exchange in flight, or now if none. */
@@ -30,7 +29,5 @@ void lw_h1_front_shutdown(struct lw_h1_front *h);
 void lw_h1_front_on_timeout(struct lw_h1_front *h);
 /* Abort any exchange and free. */
 void lw_h1_front_free(struct lw_h1_front *h);
-/* Detach the exchange in flight for an h2c upgrade (the h2 side takes it). */
-struct lw_request *lw_h1_front_take_request(struct lw_h1_front *h);
 
 #endif

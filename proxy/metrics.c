@@ -65,11 +65,6 @@ void lw_metrics_set_start_time(uint64_t unix_s)
     start_time = unix_s;
 }
 
-static uint64_t cfg_start_time(void)
-{
-    return start_time;
-}
-
 struct counter {
     const char *name, *help;
     size_t offset;
@@ -147,7 +142,7 @@ void lw_metrics_render(const struct lw_config *cfg, const struct lw_metrics *con
     lw_buf_appendf(out,
                    "# HELP lowat_start_time_seconds When this lowat started (Unix time): a change means a restart.\n"
                    "# TYPE lowat_start_time_seconds gauge\nlowat_start_time_seconds %llu\n",
-                   (unsigned long long)cfg_start_time());
+                   (unsigned long long)start_time);
     lw_buf_appendf(out,
                    "# HELP lowat_connections_accepted_total Client connections accepted.\n"
                    "# TYPE lowat_connections_accepted_total counter\nlowat_connections_accepted_total %llu\n"

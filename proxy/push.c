@@ -270,10 +270,6 @@ size_t lw_hints_cache_lookup(struct lw_hints_cache *c, const void *route, const 
     return n;
 }
 
-size_t lw_hints_cache_size(const struct lw_hints_cache *c)
-{
-    return c->size;
-}
 
 #define ETAG_SLOTS 1024
 #define ETAG_MAX 96

@@ -111,6 +111,5 @@ void lw_hints_cache_learn(struct lw_hints_cache *c, const void *route, const cha
  * the next learn call. Returns how many (0 when unknown or expired). */
 size_t lw_hints_cache_lookup(struct lw_hints_cache *c, const void *route, const char *path, size_t path_len,
                              uint64_t now_ms, struct lw_hdr *out, size_t cap);
-size_t lw_hints_cache_size(const struct lw_hints_cache *c);
 
 #endif

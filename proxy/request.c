@@ -119,23 +119,17 @@ static bool name_is(const struct lw_hdr *h, const char *lower)
     return h->name_len == len && memcmp(h->name, lower, len) == 0;
 }
 
-/* Headers listed in the request's Connection header are hop-by-hop too (RFC 9110 7.6.1). */
-static bool listed_in_connection(const struct lw_request *req, const struct lw_hdr *h)
+/* Headers listed in the request's Connection header are hop-by-hop too (RFC 9110 7.6.1).
+ * connection: that header, found once per request by the caller (NULL when absent). */
+static bool listed_in_connection(const struct lw_hdr *connection, const struct lw_hdr *h)
 {
-    for (size_t i = 0; i < req->num_headers; i++) {
-        const struct lw_hdr *c = &req->headers[i];
-        if (name_is(c, "connection")) {
-            char token[64];
-            if (h->name_len < sizeof(token)) {
-                memcpy(token, h->name, h->name_len);
-                token[h->name_len] = '\0';
-                if (lw_http1_has_token(c->value, c->value_len, token)) {
-                    return true;
-                }
-            }
-        }
+    char token[64];
+    if (connection == NULL || h->name_len >= sizeof(token)) {
+        return false;
     }
-    return false;
+    memcpy(token, h->name, h->name_len);
+    token[h->name_len] = '\0';
+    return lw_http1_has_token(connection->value, connection->value_len, token);
 }
 
 static void append_joined(struct lw_buf *b, const struct lw_request *req, const char *name, const char *sep)
@@ -170,11 +164,12 @@ static void build_head(struct lw_request *req)
     lw_buf_append(b, req->authority, req->authority_len);
     lw_buf_append(b, "\r\n", 2);
     bool cookie_done = false;
+    const struct lw_hdr *connection = lw_request_find_header(req, "connection");
     for (size_t i = 0; i < req->num_headers; i++) {
         const struct lw_hdr *h = &req->headers[i];
         if (h->name[0] == ':' || lw_http1_is_hop_by_hop(h->name, h->name_len) || name_is(h, "host") ||
             name_is(h, "content-length") || name_is(h, "x-forwarded-for") || name_is(h, "x-forwarded-proto") ||
-            name_is(h, "via") || name_is(h, "expect") || listed_in_connection(req, h)) {
+            name_is(h, "via") || name_is(h, "expect") || listed_in_connection(connection, h)) {
             continue;
         }
         if (name_is(h, "cookie")) {
@@ -234,11 +229,6 @@ struct lw_page {
 struct lw_arm_metrics *lw_request_arm_metrics(struct lw_request *req)
 {
     return &req->worker->metrics.arms[req->slot < req->worker->metrics.num_arms ? req->slot : 0];
-}
-
-static struct lw_arm_metrics *arm_metrics(struct lw_request *req)
-{
-    return lw_request_arm_metrics(req);
 }
 
 const char *lw_request_cookie(const struct lw_request *req, const char *name, size_t *len)
@@ -321,7 +311,7 @@ static void assign_arm(struct lw_request *req, const struct lw_config_experiment
 void lw_request_note_response_head(struct lw_request *req)
 {
     if (!req->is_push) {
-        lw_metrics_observe(&arm_metrics(req)->parent_ttfb, lw_time_mono_us() - req->start_us);
+        lw_metrics_observe(&lw_request_arm_metrics(req)->parent_ttfb, lw_time_mono_us() - req->start_us);
     }
 }
 
@@ -338,13 +328,13 @@ void lw_request_adopt_push(struct lw_request *parent, struct lw_request *push)
     push->slot = parent->slot;
     push->experiment_name = parent->experiment_name;
     push->arm_name = parent->arm_name;
-    lw_metrics_add(&arm_metrics(parent)->pushes_promised, 1);
+    lw_metrics_add(&lw_request_arm_metrics(parent)->pushes_promised, 1);
 }
 
 /* A member of a page finished: the page is complete when the last one does. */
 static void page_done(struct lw_request *req, bool aborted)
 {
-    struct lw_arm_metrics *m = arm_metrics(req);
+    struct lw_arm_metrics *m = lw_request_arm_metrics(req);
     if (req->is_push) {
         lw_metrics_add(&m->pushed_bytes, req->resp_sent);
     }
@@ -427,7 +417,7 @@ void lw_request_dispatch(struct lw_request *req)
         if (route->experiment != NULL) {
             assign_arm(req, route->experiment);
         }
-        lw_metrics_add(&arm_metrics(req)->requests, 1);
+        lw_metrics_add(&lw_request_arm_metrics(req)->requests, 1);
     }
     if (req->policy == LW_CONFIG_PUSH_LEARNED_HINTS && is_navigation(req)) {
         send_learned_hints(req);
