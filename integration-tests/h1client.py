@@ -176,6 +176,28 @@ class H1Conn:
         return True
 
 
+def raw_exchange(port, data, *, source=None, timeout=5.0):
+    """Send data on a fresh connection (from source address, if given) and return all the
+    server sends until it closes (or resets, or timeout passes)."""
+    s = socket.socket()
+    s.settimeout(timeout)
+    if source is not None:
+        s.bind((source, 0))
+    s.connect(("127.0.0.1", port))
+    s.sendall(data)
+    out = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            out += d
+    except (socket.timeout, ConnectionResetError):
+        pass
+    s.close()
+    return out
+
+
 def request_bytes(method, path, host, headers=(), body=None):
     lines = [f"{method} {path} HTTP/1.1"]
     if host is not None:

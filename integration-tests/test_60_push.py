@@ -4,7 +4,6 @@ server pushes (from the 103 while the app thinks, or from the final response), w
 gates a browser relies on: no push when it disabled push, same origin only, no nopush,
 nothing twice on a connection, caps, and a cancelled promise stops the backend fetch."""
 
-import socket
 import time
 import urllib.parse
 
@@ -12,6 +11,7 @@ import h2.events
 import h2.settings
 
 from conftest import parse_access_line
+from h1client import raw_exchange
 from h2client import H2Client
 
 CSS = "</static/a.css>; rel=preload; as=style"
@@ -63,16 +63,8 @@ def test_h2_h1_policy_none_forwards_no_hints(lowat, backend):
 
 
 def raw_h1_response(port, path):
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
-    data = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        data += d
-    s.close()
-    return data.decode("latin-1")
+    req = f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    return raw_exchange(port, req.encode()).decode("latin-1")
 
 
 def test_h1_h1_hints_only_when_the_route_opts_in(lowat, backend):

@@ -4,11 +4,11 @@ address), each arm with its own push policy, and per-arm metrics on the admin li
 /metrics in Prometheus text format."""
 
 import re
-import socket
 import urllib.parse
 import urllib.request
 
 from conftest import make_config, parse_access_line
+from h1client import raw_exchange
 from h2client import H2Client
 
 CSS = "</static/a.css>; rel=preload; as=style"
@@ -39,19 +39,9 @@ def admin_port(lw):
 
 def get_from(ip, port, path="/name", cookie=None):
     """One HTTP/1.1 request from source address ip; returns (status line, headers dict)."""
-    s = socket.socket()
-    s.bind((ip, 0))
-    s.settimeout(5)
-    s.connect(("127.0.0.1", port))
     extra = f"Cookie: {cookie}\r\n" if cookie else ""
-    s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{extra}\r\n".encode())
-    data = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        data += d
-    s.close()
+    req = f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{extra}\r\n"
+    data = raw_exchange(port, req.encode(), source=ip)
     head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
     headers = {}
     for line in head[1:]:

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import RSS_LIMIT_KB, SLOW, RssSampler
-from h1client import H1Conn, request_bytes
+from h1client import H1Conn, raw_exchange, request_bytes
 from h2client import PROTOCOL_ERROR, H2Client, client_tls_context
 
 # ---------------------------------------------------------------- HTTP/1.1
@@ -352,23 +352,6 @@ def test_h2_provoked_error_flood_gets_enhance_your_calm(lowat, backend):
     assert H2Client(lw.tls_port).get("/name").status == 200
 
 
-def raw_h1(port, data, *, read=True, timeout=5.0):
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    s.sendall(data)
-    out = b""
-    if read:
-        try:
-            while True:
-                d = s.recv(65536)
-                if not d:
-                    break
-                out += d
-        except (socket.timeout, ConnectionResetError):
-            pass
-    s.close()
-    return out
-
-
 def test_h1_h1_backend_framing_error_while_client_reads_slowly(lowat, backend):
     """The backend breaks its chunked framing while the client is slow to read: lowat must
     cut that response off, and nothing else (it once freed the connection under itself)."""
@@ -419,7 +402,7 @@ def test_h1_long_target_without_path_is_refused_cleanly(lowat, backend):
     lw = lowat(backend())
     head = b"GET " + b"a" * (1024 - len(b"GET  HTTP/1.1\r\nHost: a\r\n\r\n")) + b" HTTP/1.1\r\nHost: a\r\n\r\n"
     assert len(head) == 1024
-    out = raw_h1(lw.clear_port, head)
+    out = raw_exchange(lw.clear_port, head)
     assert out.startswith(b"HTTP/1.1 400 "), out[:100]
 
 
