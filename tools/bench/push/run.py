@@ -48,13 +48,10 @@ import re
 import shutil
 import signal
 import ssl
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from string import Template
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent.parent
@@ -63,10 +60,11 @@ CLIENT = HERE / "client.py"
 PYTHON = "/usr/bin/python3"
 sys.path.insert(0, str(HERE.parent))
 import browser  # noqa: E402
+import netlab  # noqa: E402
+from netlab import (ADDR_S, Linkem, cleanup_namespaces, find_linkem, install, log,  # noqa: E402
+                    machine_name, measure_ping, med, render, run, spawn, stop, wait_listening)
 
 ALL_CASES = ["lowat-none", "lowat-push", "lowat-hints", "h2o", "nghttpx"]
-ADDR_C = "198.18.0.1"
-ADDR_S = "198.18.0.2"
 PROXY_PORT = 18443
 PROXY_PORT_2 = 18444
 APP_PORT = 18080
@@ -78,79 +76,12 @@ TARGET_LEARNED_GAIN_RTT = 0.8
 # blocks it, to show what learned hints give when every subresource is hinted.
 PHOTO_PATTERN = "*/static/photo.svg"
 
-_children = []
-_namespaces = []
 
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-def run(cmd, check=True, timeout=60, **kw):
-    return subprocess.run([str(c) for c in cmd], check=check, timeout=timeout, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, **kw)
 
 
 # ------------------------------------------------------------------ set-up
 
 
-def is_installed(pkg):
-    r = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], stdout=subprocess.PIPE,
-                       stderr=subprocess.DEVNULL, text=True)
-    return r.stdout.strip() == "install ok installed"
-
-
-SERVICE_PIDFILES = {"h2o": "/run/h2o.pid", "nghttp2-proxy": "/run/nghttpx.pid"}
-
-
-def pid_alive(pidfile):
-    try:
-        pid = int(Path(pidfile).read_text().split()[0])
-        os.kill(pid, 0)
-        return pid
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def install_packages(want):
-    """apt-get installs what is missing, with a policy-rc.d that keeps Debian from starting
-    the h2o/nghttpx services (invoke-rc.d(8)); a policy-rc.d already there is left alone. Should
-    a service start anyway during this install, it is stopped by the PID of its pid file (it
-    would not be in the way: our servers run in their own namespace, on their own ports)."""
-    missing = [p for p in want if not is_installed(p)]
-    if not missing:
-        return
-    before = {p: pid_alive(f) for p, f in SERVICE_PIDFILES.items()}
-    log(f"installing {' '.join(missing)}")
-    policy = Path("/usr/sbin/policy-rc.d")
-    made = False
-    if not policy.exists():
-        policy.write_text("#!/bin/sh\n# written by lowat tools/bench/push for an install\nexit 101\n")
-        policy.chmod(0o755)
-        made = True
-    try:
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        subprocess.run(["apt-get", "update", "-q"], check=True, env=env, timeout=600)
-        subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends"] + missing, check=True,
-                       env=env, timeout=900)
-    finally:
-        if made:
-            policy.unlink()
-    for p, f in SERVICE_PIDFILES.items():
-        pid = pid_alive(f)
-        if pid and pid != before[p]:
-            log(f"the {p} install started a service (pid {pid} from {f}): stopping it")
-            os.kill(pid, signal.SIGTERM)
-
-
-def find_linkem(work):
-    for rel in ("build/tools/lowat-linkem", "build/tools/linkem/lowat-linkem"):
-        if (REPO / rel).exists():
-            return REPO / rel
-    out = work / "lowat-linkem"
-    log(f"linkem not built: compiling tools/linkem/linkem.c into {out}")
-    run(["gcc", "-std=gnu11", "-O2", "-D_GNU_SOURCE", REPO / "tools/linkem/linkem.c", "-o", out, "-lm"], timeout=120)
-    return out
 
 
 def make_cert(work):
@@ -161,86 +92,9 @@ def make_cert(work):
     return cert, key
 
 
-def render(template, dest, **values):
-    dest.write_text(Template((CONF / template).read_text()).substitute(**{k: str(v) for k, v in values.items()}))
-    return dest
-
 
 # ------------------------------------------------------------------ processes
 
-
-def spawn(cmd, logfile, ns=None):
-    """Starts cmd (inside namespace ns: `ip netns exec` execs, so the PID is the program's)."""
-    full = (["ip", "netns", "exec", ns] if ns else []) + [str(c) for c in cmd]
-    out = open(logfile, "ab")
-    p = subprocess.Popen(full, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                         start_new_session=True)
-    out.close()
-    _children.append(p)
-    return p
-
-
-def stop(p, timeout_s=10.0):
-    """SIGTERM, SIGKILL after timeout_s: only ever the PID this script started."""
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-    if p in _children:
-        _children.remove(p)
-
-
-def wait_listening(ns, port, p, logfile, timeout_s=10.0):
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if p.poll() is not None:
-            raise RuntimeError(f"exited with {p.returncode} before listening; log {logfile}:\n"
-                               + Path(logfile).read_text()[-2000:])
-        r = run(["ip", "netns", "exec", ns, "ss", "-ltnH", f"( sport = :{port} )"], check=False)
-        if r.returncode == 0 and r.stdout.strip():
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"not listening on :{port} after {timeout_s}s; log {logfile}")
-
-
-class Linkem:
-    def __init__(self, binary, work, ns_c, ns_s, rtt_ms, rate, queue, duration_s):
-        self.logfile = work / "linkem.log"
-        cmd = [binary, "--ns-a", ns_c, "--ns-b", ns_s, "--addr-a", f"{ADDR_C}/30", "--addr-b", f"{ADDR_S}/30",
-               "--delay-ms", rtt_ms / 2, "--rate-mbit", rate, "--queue-pkts", queue,
-               "--duration-s", duration_s, "--create"]
-        _namespaces.extend([ns_c, ns_s])
-        self.p = spawn(cmd, self.logfile)
-        end = time.monotonic() + 15
-        while time.monotonic() < end:
-            if "linkem ready:" in self.logfile.read_text():
-                return
-            if self.p.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise RuntimeError("linkem did not get ready:\n" + self.logfile.read_text())
-
-    def close(self):
-        stop(self.p, 15)
-        return self.logfile.read_text()
-
-
-def cleanup_namespaces():
-    have = run(["ip", "netns", "list"], check=False).stdout
-    names = {line.split()[0] for line in have.splitlines() if line.strip()}
-    for ns in _namespaces:
-        if ns in names:
-            log(f"deleting namespace {ns} left behind")
-            run(["ip", "netns", "del", ns], check=False)
-
-
-def measure_ping(ns_c):
-    r = run(["ip", "netns", "exec", ns_c, "ping", "-n", "-q", "-c", "5", "-i", "0.2", ADDR_S], check=False, timeout=30)
-    m = re.search(r"= ([\d.]+)/([\d.]+)/([\d.]+)", r.stdout)
-    return (float(m.group(1)), float(m.group(2))) if m else (None, None)
 
 
 def start_app(work, ns_s, think_ms, early_hints):
@@ -258,10 +112,10 @@ def start_server(case, work, ns_s, cert, key, lowat, port=PROXY_PORT):
     common = dict(DIR=work, ADDR=ADDR_S, PORT=port, CERT=cert, KEY=key, APP_PORT=APP_PORT)
     if case.startswith("lowat"):
         policy = case.split("-", 1)[1]
-        conf = render("lowat.yaml", work / f"{case}.yaml", POLICY=policy, ACCESS=work / f"access-{case}.log", **common)
+        conf = render(CONF / "lowat.yaml", work / f"{case}.yaml", POLICY=policy, ACCESS=work / f"access-{case}.log", **common)
         cmd = [lowat, "-c", conf]
     elif case == "h2o":
-        conf = render("h2o.yaml", work / "h2o.yaml", **common)
+        conf = render(CONF / "h2o.yaml", work / "h2o.yaml", **common)
         cmd = [shutil.which("h2o") or "/usr/sbin/h2o", "-c", conf]
     elif case == "nghttpx":
         cmd = [shutil.which("nghttpx") or "/usr/sbin/nghttpx", "--conf=/dev/null", "--workers=1",
@@ -293,10 +147,6 @@ def run_client(ns_c, case, samples):
         log(f"client exit {r.returncode}: {r.stderr.strip()[-1500:]}")
     return recs
 
-
-def med(values):
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
 
 
 def summarize_a(recs):
@@ -514,16 +364,6 @@ def report(meta, res_a, res_b):
     return "\n".join(lines)
 
 
-def machine_name():
-    model = "?"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    deb = Path("/etc/debian_version")
-    dist = f"Debian {deb.read_text().strip()}" if deb.exists() else platform.platform()
-    return f"{os.cpu_count()} CPUs ({model}), {dist}"
-
 
 # ------------------------------------------------------------------ main
 
@@ -564,7 +404,7 @@ def main():
         want.append("nghttp2-proxy")
     if not args.no_browser:
         want.append("chromium")
-    install_packages(want)
+    install(want)
 
     work = Path(tempfile.mkdtemp(prefix="lowat-push-"))
     work.chmod(0o755)
@@ -639,7 +479,7 @@ def main():
                     log(f"(b) {name:<28} load {fmt(s['load'], '6.1f')} ms  DCL {fmt(s['dcl'], '6.1f')}  "
                         f"103 {s['hinted']}/{s['n']}  n={s['n']} ({time.monotonic() - t0:.0f} s)")
         finally:
-            for p in list(_children):
+            for p in list(netlab.children):
                 if p is not lk.p:
                     stop(p, 5)
             stats = lk.close()
@@ -650,7 +490,7 @@ def main():
         interrupted = True
         log("interrupted")
     finally:
-        for p in list(_children):
+        for p in list(netlab.children):
             stop(p, 5)
         cleanup_namespaces()
     meta["minutes"] = round((time.monotonic() - t_start) / 60, 1)

@@ -42,25 +42,24 @@ import platform
 import re
 import shutil
 import signal
-import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-from string import Template
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent.parent
 CONF = HERE / "conf"
+sys.path.insert(0, str(HERE.parent))
+import netlab  # noqa: E402
+from netlab import (ADDR_S, Linkem, cleanup_namespaces, find_linkem, install, log,  # noqa: E402
+                    machine_name, measure_ping, med, render, run, spawn, stop, wait_listening)
 CLIENT = HERE / "client.py"
 PYTHON = "/usr/bin/python3"
 
 ALL_PROXIES = ["lowat-on", "lowat-off", "h2o-on", "h2o-off", "nghttpx", "nghttpx-opt"]
 MOMENTS = {"script": "script", "256k": str(256 * 1024)}
-ADDR_C = "198.18.0.1"
-ADDR_S = "198.18.0.2"
 SUBNET = "198.18.0.0/30"
 DEV = "tun0"  # the device lowat-linkem creates in each namespace
 PROXY_PORT = 18443
@@ -76,66 +75,11 @@ TARGET_JS_LATE = 1.15
 TARGET_TTFB = 1.10  # "1 RTT": within 10 % of one RTT
 TARGET_TOTAL = 0.02  # lowat-on total within 2 % of lowat-off
 
-_children = []  # every Popen this script started (stopped by PID on the way out)
-_namespaces = []  # namespaces this run asked linkem to create
 
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-def run(cmd, check=True, timeout=60, **kw):
-    return subprocess.run([str(c) for c in cmd], check=check, timeout=timeout, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, **kw)
 
 
 # ------------------------------------------------------------------ setup
 
-
-def is_installed(pkg):
-    r = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], stdout=subprocess.PIPE,
-                       stderr=subprocess.DEVNULL, text=True)
-    return r.stdout.strip() == "install ok installed"
-
-
-def install_packages(proxies):
-    """apt-get installs what is missing, with a policy-rc.d that keeps Debian from starting
-    nginx/H2O as services during the install (invoke-rc.d(8)); a policy-rc.d already there is
-    left alone. The benchmark's own instances run in their own namespaces anyway."""
-    want = ["python3-h2", "nginx-light", "openssl", "iproute2", "iputils-ping"]
-    if any(p.startswith("h2o") for p in proxies):
-        want.append("h2o")
-    if any(p.startswith("nghttpx") for p in proxies):
-        want.append("nghttp2-proxy")
-    missing = [p for p in want if not is_installed(p)]
-    if not missing:
-        return
-    log(f"installing {' '.join(missing)}")
-    policy = Path("/usr/sbin/policy-rc.d")
-    made = False
-    if not policy.exists():
-        policy.write_text("#!/bin/sh\n# written by lowat tools/bench/responsiveness for an install\nexit 101\n")
-        policy.chmod(0o755)
-        made = True
-    try:
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        subprocess.run(["apt-get", "update", "-q"], check=True, env=env, timeout=600)
-        subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends"] + missing, check=True,
-                       env=env, timeout=900)
-    finally:
-        if made:
-            policy.unlink()
-
-
-def find_linkem(work):
-    built = REPO / "build" / "tools" / "linkem" / "lowat-linkem"
-    if built.exists():
-        return built
-    out = work / "lowat-linkem"
-    log(f"{built} not built: compiling tools/linkem/linkem.c into {out}")
-    run(["gcc", "-std=gnu11", "-O2", "-D_GNU_SOURCE", f"-I{REPO}", REPO / "tools/linkem/linkem.c", "-o", out, "-lm"],
-        timeout=120)
-    return out
 
 
 def make_files(work):
@@ -160,86 +104,9 @@ def make_files(work):
     return cert, key
 
 
-def render(template, dest, **values):
-    text = Template((CONF / template).read_text()).substitute(**{k: str(v) for k, v in values.items()})
-    dest.write_text(text)
-    return dest
-
 
 # ------------------------------------------------------------------ processes
 
-
-def spawn(cmd, logfile, ns=None):
-    """Starts cmd (inside namespace ns: `ip netns exec` execs, so the PID is the program's)."""
-    full = (["ip", "netns", "exec", ns] if ns else []) + [str(c) for c in cmd]
-    out = open(logfile, "ab")
-    p = subprocess.Popen(full, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                         start_new_session=True)
-    out.close()
-    _children.append(p)
-    return p
-
-
-def stop(p, timeout_s=10.0):
-    """SIGTERM, SIGKILL after timeout_s: only ever the PID this script started."""
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-    if p in _children:
-        _children.remove(p)
-
-
-def listening(ns, port):
-    r = run(["ip", "netns", "exec", ns, "ss", "-ltnH", f"( sport = :{port} )"], check=False)
-    return r.returncode == 0 and r.stdout.strip() != ""
-
-
-def wait_listening(ns, port, p, logfile, timeout_s=10.0):
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if p.poll() is not None:
-            raise RuntimeError(f"exited with {p.returncode} before listening; log {logfile}:\n"
-                               + Path(logfile).read_text()[-2000:])
-        if listening(ns, port):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"not listening on :{port} after {timeout_s}s; log {logfile}")
-
-
-class Linkem:
-    def __init__(self, binary, work, ns_c, ns_s, rtt_ms, rate, queue, duration_s):
-        self.ns_c, self.ns_s = ns_c, ns_s
-        self.logfile = work / f"linkem-{rtt_ms}.log"
-        cmd = [binary, "--ns-a", ns_c, "--ns-b", ns_s, "--addr-a", f"{ADDR_C}/30", "--addr-b", f"{ADDR_S}/30",
-               "--delay-ms", rtt_ms / 2, "--rate-mbit", rate, "--queue-pkts", queue,
-               "--duration-s", duration_s, "--create"]
-        _namespaces.extend([ns_c, ns_s])
-        self.p = spawn(cmd, self.logfile)
-        end = time.monotonic() + 15
-        while time.monotonic() < end:
-            if "linkem ready:" in self.logfile.read_text():
-                return
-            if self.p.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise RuntimeError("linkem did not get ready:\n" + self.logfile.read_text())
-
-    def close(self):
-        stop(self.p, 15)
-        return self.logfile.read_text()
-
-
-def cleanup_namespaces():
-    have = run(["ip", "netns", "list"], check=False).stdout
-    names = {line.split()[0] for line in have.splitlines() if line.strip()}
-    for ns in _namespaces:
-        if ns in names:
-            log(f"deleting namespace {ns} left behind")
-            run(["ip", "netns", "del", ns], check=False)
 
 
 def ns_setup(ns):
@@ -257,22 +124,17 @@ def set_cc(ns, cc):
         raise RuntimeError(f"congctl {cc} not set: {r.stdout}")
 
 
-def measure_ping(ns_c):
-    r = run(["ip", "netns", "exec", ns_c, "ping", "-n", "-q", "-c", "5", "-i", "0.2", ADDR_S], check=False, timeout=30)
-    m = re.search(r"= ([\d.]+)/([\d.]+)/([\d.]+)", r.stdout)
-    return float(m.group(1)) if m else None
-
 
 def start_proxy(name, work, ns_s, cert, key, lowat):
     logfile = work / f"{name}.log"
     common = dict(DIR=work, ADDR=ADDR_S, PORT=PROXY_PORT, CERT=cert, KEY=key, ORIGIN_PORT=ORIGIN_PORT)
     if name.startswith("lowat"):
-        conf = render("lowat.yaml", work / f"{name}.yaml", RESPONSIVENESS=LOWAT_ON if name == "lowat-on" else "false",
+        conf = render(CONF / "lowat.yaml", work / f"{name}.yaml", RESPONSIVENESS=LOWAT_ON if name == "lowat-on" else "false",
                       **common)
         cmd = [lowat, "-c", conf]
     elif name.startswith("h2o"):
         opt = "" if name == "h2o-on" else "http2-latency-optimization-min-rtt: 4294967295"
-        conf = render("h2o.yaml", work / f"{name}.yaml", LATENCY_OPT=opt, **common)
+        conf = render(CONF / "h2o.yaml", work / f"{name}.yaml", LATENCY_OPT=opt, **common)
         cmd = [shutil.which("h2o") or "/usr/sbin/h2o", "-c", conf]
     elif name.startswith("nghttpx"):
         cmd = [shutil.which("nghttpx") or "/usr/sbin/nghttpx", "--conf=/dev/null", "--workers=1",
@@ -346,10 +208,6 @@ def run_client(ns_c, ns_s, moment, conns, work, tag, trace, priorities):
 
 # ------------------------------------------------------------------ figures
 
-
-def med(values):
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
 
 
 def summarize(recs, rtt):
@@ -441,16 +299,6 @@ def report(results, meta):
 # ------------------------------------------------------------------ main
 
 
-def machine_name():
-    model = "?"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    deb = Path("/etc/debian_version")
-    dist = f"Debian {deb.read_text().strip()}" if deb.exists() else platform.platform()
-    return f"{os.cpu_count()} CPUs ({model}), {dist}"
-
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -495,7 +343,12 @@ def main():
     if any(p.startswith("lowat") for p in proxies) and not lowat.exists():
         sys.exit(f"run.py: {lowat} missing: build it first (ninja -C build)")
 
-    install_packages(proxies)
+    want = ["python3-h2", "nginx-light", "openssl", "iproute2", "iputils-ping"]
+    if any(p.startswith("h2o") for p in proxies):
+        want.append("h2o")
+    if any(p.startswith("nghttpx") for p in proxies):
+        want.append("nghttp2-proxy")
+    install(want)
     work = Path(tempfile.mkdtemp(prefix="lowat-resp-"))
     work.chmod(0o755)
     log(f"work directory {work}")
@@ -530,11 +383,11 @@ def main():
                 ns_setup(ns_c)
                 ns_setup(ns_s)
                 origin_log = work / "origin.log"
-                origin = spawn(["nginx", "-c", render("origin-nginx.conf", work / "origin-nginx.conf", DIR=work,
+                origin = spawn(["nginx", "-c", render(CONF / "origin-nginx.conf", work / "origin-nginx.conf", DIR=work,
                                                       ADDR=ADDR_S, ORIGIN_PORT=ORIGIN_PORT), "-e",
                                 work / "origin-nginx-error.log"], origin_log, ns_s)
                 wait_listening(ns_s, ORIGIN_PORT, origin, origin_log)
-                meta["ping"][rtt] = measure_ping(ns_c)
+                meta["ping"][rtt] = measure_ping(ns_c)[0]
                 for cc in ccs:
                     set_cc(ns_s, cc)
                     for proxy in proxies:
@@ -563,7 +416,7 @@ def main():
                             stop(p)
                 stop(origin)
             finally:
-                for p in list(_children):
+                for p in list(netlab.children):
                     if p is not lk.p:
                         stop(p, 5)
                 stats = lk.close()
@@ -576,7 +429,7 @@ def main():
         interrupted = True
         log("interrupted")
     finally:
-        for p in list(_children):
+        for p in list(netlab.children):
             stop(p, 5)
         cleanup_namespaces()
     meta["minutes"] = round((time.monotonic() - t_start) / 60, 1)
