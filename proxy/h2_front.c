@@ -43,6 +43,7 @@ struct lw_h2_front {
     double glitch_tokens;
     uint64_t glitch_refill_us;
     size_t produce_left; /* what the connection's write budget still allows in this pass */
+    size_t frame_max;    /* largest DATA frame, header included, in this pass */
 };
 
 /* A client may provoke this many errors at once, and this many more per second. Browsers
@@ -604,15 +605,20 @@ static void glitch(struct lw_h2_front *h, const char *what)
 }
 
 /* DATA frames no larger than the write budget left: nghttp2 would otherwise build 16 KiB
- * frames, and a frame produced is a frame sent, ahead of anything more urgent. */
+ * frames, and a frame produced is a frame sent, ahead of anything more urgent. While the
+ * budget is in force, frames are also no larger than one TLS record (one segment): streams
+ * served in turn (incremental) take turns frame by frame, so a response that became ready
+ * since the last pass gets its turn within this pass instead of after a stream that
+ * would otherwise fill the whole budget with one frame. */
 static ssize_t on_read_length(nghttp2_session *session, uint8_t frame_type, int32_t stream_id,
                               int32_t session_window, int32_t stream_window, uint32_t max_frame, void *user_data)
 {
     struct lw_h2_front *h = user_data;
     ssize_t n = LW_MIN(session_window, stream_window);
     n = LW_MIN(n, (ssize_t)max_frame);
-    if ((size_t)n + 9 > h->produce_left) {
-        n = h->produce_left > 9 ? (ssize_t)(h->produce_left - 9) : 1;
+    size_t room = LW_MIN(h->produce_left, h->frame_max);
+    if ((size_t)n + 9 > room) {
+        n = room > 9 ? (ssize_t)(room - 9) : 1;
     }
     return n > 0 ? n : 1;
 }
@@ -756,6 +762,7 @@ int lw_h2_front_recv(struct lw_h2_front *h, const char *data, size_t len)
 size_t lw_h2_front_produce(struct lw_h2_front *h, size_t budget)
 {
     size_t total = 0;
+    h->frame_max = budget == SIZE_MAX ? SIZE_MAX : LW_MAX(h->conn->record_size, (size_t)256);
     /* Tiny DATA frames cost more in headers and records than they gain: stop short of them. */
     while (total < budget && (budget == SIZE_MAX || budget - total >= 256 || total == 0)) {
         h->produce_left = budget - total;
