@@ -98,6 +98,27 @@ static ssize_t on_send_data(nghttp2_session *session, int32_t stream_id, uint8_t
     return (ssize_t)n;
 }
 
+/* A stream the client sent no priority signal for: a stylesheet or script response goes
+ * ahead of the default-urgency streams it shares the connection with (as its push would),
+ * whole rather than in turns, since a browser can use it only whole. A PRIORITY_UPDATE
+ * from the client still wins. */
+static void prioritize_by_type(struct lw_request *req, const struct lw_hdr *extra, size_t num_extra)
+{
+    if (req->is_push || st(req)->has_priority) {
+        return;
+    }
+    for (size_t i = 0; i < num_extra; i++) {
+        if (extra[i].name_len == 12 && memcmp(extra[i].name, "content-type", 12) == 0) {
+            uint8_t u = lw_push_urgency_of_type(extra[i].value, extra[i].value_len);
+            if (u != NGHTTP2_EXTPRI_DEFAULT_URGENCY) {
+                nghttp2_extpri pri = {.urgency = u, .inc = 0};
+                nghttp2_session_change_extpri_stream_priority(front_of(req)->session, req->stream_id, &pri, 0);
+            }
+            return;
+        }
+    }
+}
+
 static void submit_response(struct lw_request *req, int status, const struct lw_hdr *extra, size_t num_extra,
                             bool has_length, uint64_t length)
 {
@@ -128,6 +149,8 @@ static void submit_response(struct lw_request *req, int status, const struct lw_
     if (rv != 0) {
         lw_log_debug("%s: stream %d: cannot submit response: %s", req->conn->peer_str, req->stream_id,
                      nghttp2_strerror(rv));
+    } else {
+        prioritize_by_type(req, extra, num_extra);
     }
     free(nva);
     lw_conn_want_flush(req->conn);

@@ -60,6 +60,23 @@ uint8_t lw_push_urgency(const char *as, size_t as_len)
     return 3; /* RFC 9218's default */
 }
 
+uint8_t lw_push_urgency_of_type(const char *type, size_t len)
+{
+    size_t n = 0;
+    while (n < len && type[n] != ';' && type[n] != ' ' && type[n] != '\t') {
+        n++;
+    }
+    static const char *const blocking[] = {"text/css", "text/javascript", "application/javascript",
+                                           "application/x-javascript", "application/ecmascript",
+                                           "text/ecmascript"};
+    for (size_t i = 0; i < LW_ARRAY_LEN(blocking); i++) {
+        if (lw_http1_name_eq(type, n, blocking[i])) {
+            return 1;
+        }
+    }
+    return 3;
+}
+
 size_t lw_push_select(struct lw_push_memo *memo, const struct lw_link_uri *base, const struct lw_hdr *links,
                       size_t num_links, const struct lw_push_filter *filter, struct lw_push_candidate *out,
                       size_t cap)

@@ -89,6 +89,11 @@ size_t lw_push_select(struct lw_push_memo *memo, const struct lw_link_uri *base,
  * ahead of fonts, images and the rest. */
 uint8_t lw_push_urgency(const char *as, size_t as_len);
 
+/* The urgency a response earns by its media type when the client sent no priority signal:
+ * stylesheets and scripts block rendering, so 1 (as their pushes get), anything else 3,
+ * RFC 9218's default. `type` is a Content-Type value, parameters allowed. */
+uint8_t lw_push_urgency_of_type(const char *type, size_t len);
+
 /*
  * Learned hints: per worker, the preload links that recent final responses carried for a
  * route and path, so that a navigation to that path gets a 103 the moment it arrives, before

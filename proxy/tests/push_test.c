@@ -98,5 +98,10 @@ int main(void)
     TAP_EQ_INT(lw_push_urgency("font", 4), 2, "fonts after CSS/JS");
     TAP_EQ_INT(lw_push_urgency("fetch", 5), 3, "anything else: default urgency");
     TAP_EQ_INT(lw_push_urgency("", 0), 3, "no as=: default urgency");
+    TAP_EQ_INT(lw_push_urgency_of_type("text/css", 8), 1, "unsignalled CSS: urgency 1");
+    TAP_EQ_INT(lw_push_urgency_of_type("Application/JavaScript; charset=utf-8", 37), 1, "JS, any case, parameters");
+    TAP_EQ_INT(lw_push_urgency_of_type("text/html; charset=utf-8", 24), 3, "HTML: default urgency");
+    TAP_EQ_INT(lw_push_urgency_of_type("text/cssx", 9), 3, "only whole type names");
+    TAP_EQ_INT(lw_push_urgency_of_type("", 0), 3, "no type: default urgency");
     return tap_done();
 }
