@@ -43,8 +43,10 @@ struct lw_sock_budget_cfg {
 
 /* How long a slice of pacing-rate bytes one wake-up writes under a pacing congestion
  * control: short enough that the unsent bytes queued in front of an urgent response stay a
- * small fraction of an internet RTT, long enough to keep wake-ups rare. */
-#define LW_SOCK_PACING_SLICE_US 2000
+ * small fraction of an internet RTT, long enough to keep wake-ups rare and the pacer fed.
+ * Across a 100 ms, 20 Mbit/s link with BBR, 2 ms slices made a 1 MB page 2-3 % slower than
+ * plain writes; 4 ms slices, under 1 %, with a script asked for meanwhile still at 1.06 RTT. */
+#define LW_SOCK_PACING_SLICE_US 4000
 
 struct lw_sock_budget {
     bool active;        /* the optimization is on: LOWAT 1, write at most `bytes` */

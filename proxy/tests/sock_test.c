@@ -41,7 +41,7 @@ int main(void)
     b = lw_sock_budget_compute(&big, &capped, 0);
     TAP_OK(!b.active, "max_cwnd set and exceeded: steps aside");
 
-    /* BBR paces: 20 Mbit/s = 2.5 MB/s, so a 2 ms slice is 5000 bytes, less than the window. */
+    /* BBR paces: 20 Mbit/s = 2.5 MB/s, so a 4 ms slice is 10000 bytes, less than the window. */
     struct lw_sock_budget_cfg bbr = cubic_tls13;
     bbr.pacing = true;
     struct lw_sock_tcp_state paced = {.rtt_us = 100000, .cwnd = 200, .unacked = 100, .mss = 1448, .pacing_rate = 2500000};
