@@ -147,8 +147,12 @@ struct lw_sock_budget lw_sock_budget_compute(const struct lw_sock_tcp_state *st,
         /* A pacer releases the window over time: what it does not send now waits in the
          * kernel, unsent, in front of whatever is urgent next. */
         uint64_t slice = st->pacing_rate * LW_SOCK_PACING_SLICE_US / 1000000u;
-        if (slice < payload) {
-            slice = payload;
+        /* At least a segment; two when nothing is in flight (a response after an idle
+         * spell): the pacer sends the first burst at once, two segments where it may
+         * (min TSO burst), and a lone segment would leave the second a pacing gap behind. */
+        size_t floor = (st->unacked == 0 ? 2 : 1) * payload;
+        if (slice < floor) {
+            slice = floor;
         }
         if (slice < bytes) {
             bytes = (size_t)slice;

@@ -50,6 +50,10 @@ int main(void)
     paced.pacing_rate = 100000; /* a slow pacer: at least one segment */
     b = lw_sock_budget_compute(&paced, &bbr, 0);
     TAP_EQ_INT(b.bytes, 1448 - 22, "a slow pacer still gets a whole segment");
+    paced.unacked = 0; /* after an idle spell: the pacer's first burst may be two segments */
+    b = lw_sock_budget_compute(&paced, &bbr, 0);
+    TAP_EQ_INT(b.bytes, 2 * (1448 - 22), "a slow pacer with nothing in flight: two segments");
+    paced.unacked = 100;
     paced.pacing_rate = UINT64_MAX; /* unknown: the window alone */
     b = lw_sock_budget_compute(&paced, &bbr, 0);
     TAP_EQ_INT(b.bytes, 101 * (1448 - 22), "unknown pacing rate: the window decides");
