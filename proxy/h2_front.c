@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "common/err.h"
 #include "common/log.h"
@@ -637,6 +639,75 @@ static int on_error(nghttp2_session *session, int lib_error_code, const char *ms
     return 0;
 }
 
+/*
+ * nghttp2's memory, through nghttp2_mem, for what an idle connection keeps resident (RSS
+ * counts the pages that were touched, not the bytes that were allocated): calloc of a page or
+ * more (the stream map's table, 4 KiB, made with the session and only written when a stream
+ * opens) gets pages that are zero by MADV_DONTNEED instead of by memset, so they cost nothing
+ * until used. Everything else goes to malloc unchanged.
+ */
+
+static size_t page_size(void)
+{
+    static size_t size;
+    if (size == 0) {
+        long v = sysconf(_SC_PAGESIZE);
+        size = v > 0 ? (size_t)v : 4096;
+    }
+    return size;
+}
+
+static void *page_aligned(size_t len)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, page_size(), len) != 0) {
+        lw_log_error("out of memory (%zu bytes)", len);
+        abort();
+    }
+    return p;
+}
+
+/* Give back the whole pages of [p, p + len); p is page-aligned. They read as zero afterwards. */
+static size_t drop_pages(void *p, size_t len)
+{
+    size_t whole = len / page_size() * page_size();
+    if (whole > 0 && madvise(p, whole, MADV_DONTNEED) != 0) {
+        return 0;
+    }
+    return whole;
+}
+
+static void *on_mem_malloc(size_t size, void *user_data)
+{
+    (void)user_data;
+    return lw_malloc(size);
+}
+
+static void *on_mem_calloc(size_t n, size_t size, void *user_data)
+{
+    (void)user_data;
+    if (size == 0 || n > SIZE_MAX / size || n * size < page_size()) {
+        return lw_calloc(n, size);
+    }
+    size_t len = n * size;
+    char *p = page_aligned(len);
+    size_t zeroed = drop_pages(p, len);
+    memset(p + zeroed, 0, len - zeroed);
+    return p;
+}
+
+static void *on_mem_realloc(void *ptr, size_t size, void *user_data)
+{
+    (void)user_data;
+    return lw_realloc(ptr, size);
+}
+
+static void on_mem_free(void *ptr, void *user_data)
+{
+    (void)user_data;
+    free(ptr);
+}
+
 static struct lw_h2_front *front_new(struct lw_conn *c)
 {
     struct lw_h2_front *h = lw_calloc(1, sizeof(*h));
@@ -659,7 +730,12 @@ static struct lw_h2_front *front_new(struct lw_conn *c)
     /* Window updates follow what the backend has taken, not what we have received. */
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
-    nghttp2_session_server_new2(&h->session, cb, h, opt);
+    nghttp2_mem mem = {.mem_user_data = h,
+                       .malloc = on_mem_malloc,
+                       .free = on_mem_free,
+                       .calloc = on_mem_calloc,
+                       .realloc = on_mem_realloc};
+    nghttp2_session_server_new3(&h->session, cb, h, opt, &mem);
     nghttp2_session_callbacks_del(cb);
     nghttp2_option_del(opt);
     const struct lw_config_limits *lim = &c->worker->config->limits;
