@@ -45,6 +45,12 @@ struct lw_h2_front {
     double glitch_tokens;
     uint64_t glitch_refill_us;
     size_t produce_left; /* what the connection's write budget still allows in this pass */
+    /* nghttp2's outbound frame buffer (see on_mem_malloc): page-aligned, so that its pages can
+     * be given back while nothing is being sent. */
+    void *framebuf;
+    size_t framebuf_len;
+    bool creating;          /* inside nghttp2_session_server_new */
+    bool framebuf_released; /* its pages were given back at least once */
 };
 
 /* A client may provoke this many errors at once, and this many more per second. Browsers
@@ -641,11 +647,19 @@ static int on_error(nghttp2_session *session, int lib_error_code, const char *ms
 
 /*
  * nghttp2's memory, through nghttp2_mem, for what an idle connection keeps resident (RSS
- * counts the pages that were touched, not the bytes that were allocated): calloc of a page or
- * more (the stream map's table, 4 KiB, made with the session and only written when a stream
- * opens) gets pages that are zero by MADV_DONTNEED instead of by memset, so they cost nothing
- * until used. Everything else goes to malloc unchanged.
+ * counts the pages that were touched, not the bytes that were allocated):
+ * - A session allocates a 16 KiB outbound frame buffer when it is made, and keeps it. An idle
+ *   connection needs none of its contents (each frame is serialized afresh when it is sent),
+ *   yet every page a frame was written to stays resident: one for a new connection's
+ *   SETTINGS, all of them after a large DATA frame. So the buffer is page-aligned, and
+ *   release_idle gives its pages back (MADV_DONTNEED: they read as zero and cost nothing until
+ *   written again).
+ * - calloc of a page or more (the stream map's table, 4 KiB, made with the session and only
+ *   written when a stream opens) gets pages that are zero by MADV_DONTNEED instead of by
+ *   memset, so they cost nothing until used.
+ * Everything else goes to malloc unchanged.
  */
+#define FRAMEBUF_MIN (16 * 1024)
 
 static size_t page_size(void)
 {
@@ -679,7 +693,13 @@ static size_t drop_pages(void *p, size_t len)
 
 static void *on_mem_malloc(size_t size, void *user_data)
 {
-    (void)user_data;
+    struct lw_h2_front *h = user_data;
+    /* The only allocation this large while the session is made is its frame buffer. */
+    if (h->creating && size >= FRAMEBUF_MIN && h->framebuf == NULL) {
+        h->framebuf = page_aligned(size);
+        h->framebuf_len = size;
+        return h->framebuf;
+    }
     return lw_malloc(size);
 }
 
@@ -698,13 +718,22 @@ static void *on_mem_calloc(size_t n, size_t size, void *user_data)
 
 static void *on_mem_realloc(void *ptr, size_t size, void *user_data)
 {
-    (void)user_data;
+    struct lw_h2_front *h = user_data;
+    if (ptr == NULL) {
+        return on_mem_malloc(size, user_data); /* nghttp2 makes its buffers this way */
+    }
+    if (ptr == h->framebuf) {
+        h->framebuf = NULL;
+    }
     return lw_realloc(ptr, size);
 }
 
 static void on_mem_free(void *ptr, void *user_data)
 {
-    (void)user_data;
+    struct lw_h2_front *h = user_data;
+    if (ptr != NULL && ptr == h->framebuf) {
+        h->framebuf = NULL;
+    }
     free(ptr);
 }
 
@@ -735,7 +764,9 @@ static struct lw_h2_front *front_new(struct lw_conn *c)
                        .free = on_mem_free,
                        .calloc = on_mem_calloc,
                        .realloc = on_mem_realloc};
+    h->creating = true;
     nghttp2_session_server_new3(&h->session, cb, h, opt, &mem);
+    h->creating = false;
     nghttp2_session_callbacks_del(cb);
     nghttp2_option_del(opt);
     const struct lw_config_limits *lim = &c->worker->config->limits;
@@ -829,6 +860,18 @@ int lw_h2_front_recv(struct lw_h2_front *h, const char *data, size_t len)
     return 0;
 }
 
+/* Nothing is left to send: a connection that has not had a stream yet (a browser's preconnect,
+ * a client between page loads that opened it early) gives back the pages its SETTINGS
+ * exchange wrote to the frame buffer. Once per connection, so it costs no CPU per request. */
+static void release_idle(struct lw_h2_front *h)
+{
+    if (h->framebuf != NULL && !h->framebuf_released && h->num_open == 0 &&
+        nghttp2_session_get_last_proc_stream_id(h->session) == 0) {
+        drop_pages(h->framebuf, h->framebuf_len);
+        h->framebuf_released = true;
+    }
+}
+
 size_t lw_h2_front_produce(struct lw_h2_front *h, size_t budget)
 {
     size_t total = 0;
@@ -843,6 +886,7 @@ size_t lw_h2_front_produce(struct lw_h2_front *h, size_t budget)
             return total;
         }
         if (n == 0) {
+            release_idle(h);
             break;
         }
         lw_conn_send(h->conn, out, (size_t)n);
