@@ -49,8 +49,9 @@ struct lw_h2_front {
      * be given back while nothing is being sent. */
     void *framebuf;
     size_t framebuf_len;
-    bool creating;          /* inside nghttp2_session_server_new */
-    bool framebuf_released; /* its pages were given back at least once */
+    bool creating;             /* inside nghttp2_session_server_new */
+    bool framebuf_dirty;       /* frames were written to it since its pages were last given back */
+    uint8_t framebuf_releases; /* how often they were */
 };
 
 /* A client may provoke this many errors at once, and this many more per second. Browsers
@@ -691,29 +692,41 @@ static size_t drop_pages(void *p, size_t len)
     return whole;
 }
 
+static __attribute__((noinline)) void *framebuf_new(struct lw_h2_front *h, size_t size)
+{
+    h->framebuf = page_aligned(size);
+    h->framebuf_len = size;
+    return h->framebuf;
+}
+
+/* These run for every header field nghttp2 decodes and every frame it queues, so the common
+ * path is malloc's own. A NULL from malloc, realloc or calloc reaches nghttp2 as before, which
+ * fails the call with NGHTTP2_ERR_NOMEM. */
 static void *on_mem_malloc(size_t size, void *user_data)
 {
     struct lw_h2_front *h = user_data;
     /* The only allocation this large while the session is made is its frame buffer. */
     if (h->creating && size >= FRAMEBUF_MIN && h->framebuf == NULL) {
-        h->framebuf = page_aligned(size);
-        h->framebuf_len = size;
-        return h->framebuf;
+        return framebuf_new(h, size);
     }
-    return lw_malloc(size);
+    return malloc(size);
+}
+
+static __attribute__((noinline)) void *zeroed_pages(size_t len)
+{
+    char *p = page_aligned(len);
+    size_t zeroed = drop_pages(p, len);
+    memset(p + zeroed, 0, len - zeroed);
+    return p;
 }
 
 static void *on_mem_calloc(size_t n, size_t size, void *user_data)
 {
     (void)user_data;
     if (size == 0 || n > SIZE_MAX / size || n * size < page_size()) {
-        return lw_calloc(n, size);
+        return calloc(n, size);
     }
-    size_t len = n * size;
-    char *p = page_aligned(len);
-    size_t zeroed = drop_pages(p, len);
-    memset(p + zeroed, 0, len - zeroed);
-    return p;
+    return zeroed_pages(n * size);
 }
 
 static void *on_mem_realloc(void *ptr, size_t size, void *user_data)
@@ -725,13 +738,13 @@ static void *on_mem_realloc(void *ptr, size_t size, void *user_data)
     if (ptr == h->framebuf) {
         h->framebuf = NULL;
     }
-    return lw_realloc(ptr, size);
+    return realloc(ptr, size);
 }
 
 static void on_mem_free(void *ptr, void *user_data)
 {
     struct lw_h2_front *h = user_data;
-    if (ptr != NULL && ptr == h->framebuf) {
+    if (ptr == h->framebuf) {
         h->framebuf = NULL;
     }
     free(ptr);
@@ -861,14 +874,19 @@ int lw_h2_front_recv(struct lw_h2_front *h, const char *data, size_t len)
 }
 
 /* Nothing is left to send: a connection that has not had a stream yet (a browser's preconnect,
- * a client between page loads that opened it early) gives back the pages its SETTINGS
- * exchange wrote to the frame buffer. Once per connection, so it costs no CPU per request. */
+ * a client that opened it early) gives back the pages its SETTINGS exchange wrote to the frame
+ * buffer. Our SETTINGS and the ACK of the client's usually go out in separate passes, hence a
+ * few releases; a small cap keeps a client that sends only PINGs from costing a system call
+ * each. None once streams come, so this costs no CPU per request. */
+#define FRAMEBUF_RELEASES_MAX 4
+
 static void release_idle(struct lw_h2_front *h)
 {
-    if (h->framebuf != NULL && !h->framebuf_released && h->num_open == 0 &&
-        nghttp2_session_get_last_proc_stream_id(h->session) == 0) {
+    if (h->framebuf != NULL && h->framebuf_dirty && h->framebuf_releases < FRAMEBUF_RELEASES_MAX &&
+        h->num_open == 0 && nghttp2_session_get_last_proc_stream_id(h->session) == 0) {
         drop_pages(h->framebuf, h->framebuf_len);
-        h->framebuf_released = true;
+        h->framebuf_dirty = false;
+        h->framebuf_releases++;
     }
 }
 
@@ -889,6 +907,7 @@ size_t lw_h2_front_produce(struct lw_h2_front *h, size_t budget)
             release_idle(h);
             break;
         }
+        h->framebuf_dirty = true;
         lw_conn_send(h->conn, out, (size_t)n);
         total += (size_t)n;
         if (h->conn->closed) {
