@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "common/err.h"
 #include "common/log.h"
@@ -44,6 +46,13 @@ struct lw_h2_front {
     uint64_t glitch_refill_us;
     size_t produce_left; /* what the connection's write budget still allows in this pass */
     size_t frame_max;    /* largest DATA frame, header included, in this pass */
+    /* nghttp2's outbound frame buffer (see on_mem_malloc): page-aligned, so that its pages can
+     * be given back while nothing is being sent. */
+    void *framebuf;
+    size_t framebuf_len;
+    bool creating;             /* inside nghttp2_session_server_new */
+    bool framebuf_dirty;       /* frames were written to it since its pages were last given back */
+    uint8_t framebuf_releases; /* how often they were */
 };
 
 /* A client may provoke this many errors at once, and this many more per second. Browsers
@@ -666,6 +675,110 @@ static int on_error(nghttp2_session *session, int lib_error_code, const char *ms
     return 0;
 }
 
+/*
+ * nghttp2's memory, through nghttp2_mem, for what an idle connection keeps resident (RSS
+ * counts the pages that were touched, not the bytes that were allocated):
+ * - A session allocates a 16 KiB outbound frame buffer when it is made, and keeps it. An idle
+ *   connection needs none of its contents (each frame is serialized afresh when it is sent),
+ *   yet every page a frame was written to stays resident: one for a new connection's
+ *   SETTINGS, all of them after a large DATA frame. So the buffer is page-aligned, and
+ *   release_idle gives its pages back (MADV_DONTNEED: they read as zero and cost nothing until
+ *   written again).
+ * - calloc of a page or more (the stream map's table, 4 KiB, made with the session and only
+ *   written when a stream opens) gets pages that are zero by MADV_DONTNEED instead of by
+ *   memset, so they cost nothing until used.
+ * Everything else goes to malloc unchanged.
+ */
+#define FRAMEBUF_MIN (16 * 1024)
+
+static size_t page_size(void)
+{
+    static size_t size;
+    if (size == 0) {
+        long v = sysconf(_SC_PAGESIZE);
+        size = v > 0 ? (size_t)v : 4096;
+    }
+    return size;
+}
+
+static void *page_aligned(size_t len)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, page_size(), len) != 0) {
+        lw_log_error("out of memory (%zu bytes)", len);
+        abort();
+    }
+    return p;
+}
+
+/* Give back the whole pages of [p, p + len); p is page-aligned. They read as zero afterwards. */
+static size_t drop_pages(void *p, size_t len)
+{
+    size_t whole = len / page_size() * page_size();
+    if (whole > 0 && madvise(p, whole, MADV_DONTNEED) != 0) {
+        return 0;
+    }
+    return whole;
+}
+
+static __attribute__((noinline)) void *framebuf_new(struct lw_h2_front *h, size_t size)
+{
+    h->framebuf = page_aligned(size);
+    h->framebuf_len = size;
+    return h->framebuf;
+}
+
+/* These run for every header field nghttp2 decodes and every frame it queues, so the common
+ * path is malloc's own. A NULL from malloc, realloc or calloc reaches nghttp2 as before, which
+ * fails the call with NGHTTP2_ERR_NOMEM. */
+static void *on_mem_malloc(size_t size, void *user_data)
+{
+    struct lw_h2_front *h = user_data;
+    /* The only allocation this large while the session is made is its frame buffer. */
+    if (h->creating && size >= FRAMEBUF_MIN && h->framebuf == NULL) {
+        return framebuf_new(h, size);
+    }
+    return malloc(size);
+}
+
+static __attribute__((noinline)) void *zeroed_pages(size_t len)
+{
+    char *p = page_aligned(len);
+    size_t zeroed = drop_pages(p, len);
+    memset(p + zeroed, 0, len - zeroed);
+    return p;
+}
+
+static void *on_mem_calloc(size_t n, size_t size, void *user_data)
+{
+    (void)user_data;
+    if (size == 0 || n > SIZE_MAX / size || n * size < page_size()) {
+        return calloc(n, size);
+    }
+    return zeroed_pages(n * size);
+}
+
+static void *on_mem_realloc(void *ptr, size_t size, void *user_data)
+{
+    struct lw_h2_front *h = user_data;
+    if (ptr == NULL) {
+        return on_mem_malloc(size, user_data); /* nghttp2 makes its buffers this way */
+    }
+    if (ptr == h->framebuf) {
+        h->framebuf = NULL;
+    }
+    return realloc(ptr, size);
+}
+
+static void on_mem_free(void *ptr, void *user_data)
+{
+    struct lw_h2_front *h = user_data;
+    if (ptr == h->framebuf) {
+        h->framebuf = NULL;
+    }
+    free(ptr);
+}
+
 static struct lw_h2_front *front_new(struct lw_conn *c)
 {
     struct lw_h2_front *h = lw_calloc(1, sizeof(*h));
@@ -688,7 +801,14 @@ static struct lw_h2_front *front_new(struct lw_conn *c)
     /* Window updates follow what the backend has taken, not what we have received. */
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
-    nghttp2_session_server_new2(&h->session, cb, h, opt);
+    nghttp2_mem mem = {.mem_user_data = h,
+                       .malloc = on_mem_malloc,
+                       .free = on_mem_free,
+                       .calloc = on_mem_calloc,
+                       .realloc = on_mem_realloc};
+    h->creating = true;
+    nghttp2_session_server_new3(&h->session, cb, h, opt, &mem);
+    h->creating = false;
     nghttp2_session_callbacks_del(cb);
     nghttp2_option_del(opt);
     const struct lw_config_limits *lim = &c->worker->config->limits;
@@ -782,6 +902,23 @@ int lw_h2_front_recv(struct lw_h2_front *h, const char *data, size_t len)
     return 0;
 }
 
+/* Nothing is left to send: a connection that has not had a stream yet (a browser's preconnect,
+ * a client that opened it early) gives back the pages its SETTINGS exchange wrote to the frame
+ * buffer. Our SETTINGS and the ACK of the client's usually go out in separate passes, hence a
+ * few releases; a small cap keeps a client that sends only PINGs from costing a system call
+ * each. None once streams come, so this costs no CPU per request. */
+#define FRAMEBUF_RELEASES_MAX 4
+
+static void release_idle(struct lw_h2_front *h)
+{
+    if (h->framebuf != NULL && h->framebuf_dirty && h->framebuf_releases < FRAMEBUF_RELEASES_MAX &&
+        h->num_open == 0 && nghttp2_session_get_last_proc_stream_id(h->session) == 0) {
+        drop_pages(h->framebuf, h->framebuf_len);
+        h->framebuf_dirty = false;
+        h->framebuf_releases++;
+    }
+}
+
 size_t lw_h2_front_produce(struct lw_h2_front *h, size_t budget)
 {
     size_t total = 0;
@@ -797,8 +934,10 @@ size_t lw_h2_front_produce(struct lw_h2_front *h, size_t budget)
             return total;
         }
         if (n == 0) {
+            release_idle(h);
             break;
         }
+        h->framebuf_dirty = true;
         lw_conn_send(h->conn, out, (size_t)n);
         total += (size_t)n;
         if (h->conn->closed) {

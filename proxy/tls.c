@@ -758,5 +758,9 @@ SSL *lw_tls_ctx_new_ssl(struct lw_tls_ctx *ctx)
         abort();
     }
     SSL_set_accept_state(ssl);
+    /* What the handshake needed of the configuration (certificate references, cipher and
+     * curve lists, verification parameters, ALPN callback) is freed when it completes: an
+     * established connection only queries handshake results, and h2 forbids renegotiation. */
+    SSL_set_shed_handshake_config(ssl, 1);
     return ssl;
 }
