@@ -6,7 +6,8 @@ middle of a body or close keep-alive connections without saying so. The mode is 
 segment that names one (so "/api/echo" and "/echo" both echo):
 
     /echo               JSON: name, method, path, version, headers, body_len, body_sha256, conn
-    /bytes/N            N bytes of the test pattern with Content-Length
+    /bytes/N?type=T     N bytes of the test pattern with Content-Length (Content-Type T, by
+                        default application/octet-stream)
     /chunked/N          N bytes, Transfer-Encoding: chunked
     /close-delimited/N  N bytes, neither length nor chunked: the body ends when we close
     /slow/MS            wait MS milliseconds, then a short body
@@ -376,8 +377,11 @@ class Backend:
         elif mode == "name":
             self._simple(conn, 200, self.name.encode(), "text/plain", head_only)
         elif mode == "bytes":
+            import urllib.parse
             n = int(arg)
-            self._head(conn, 200, [("Content-Type", "application/octet-stream"), ("Content-Length", str(n))])
+            query = urllib.parse.parse_qs(rec["path"].partition("?")[2])
+            ctype = query.get("type", ["application/octet-stream"])[0]
+            self._head(conn, 200, [("Content-Type", ctype), ("Content-Length", str(n))])
             if not head_only:
                 self._send_body(conn, pattern_chunks(n, 1 << 18))
         elif mode == "chunked":

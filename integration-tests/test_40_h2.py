@@ -141,3 +141,38 @@ def test_h2_h1_many_sequential_streams_one_connection(lowat, backend):
     for batch in range(5):
         sids = [c.request("GET", "/name") for _ in range(10)]
         assert [s.status for s in c.wait_streams(sids)] == [200] * 10
+
+
+def _script_behind_long_response(lw, js_headers=()):
+    """A 1 MB response fills the connection's flow-control window (the client gives none back),
+    then a 1,000-byte script is asked for and the client opens the window by exactly 1,000
+    bytes. Returns (the script's stream, the long one's)."""
+    c = H2Client(lw.tls_port, auto_ack=False, settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1 << 24})
+    big = c.request("GET", "/bytes/1000000")
+    c.wait_for(lambda: c.streams[big].body_len == 65535, what="the connection window full of the long response")
+    js = c.request("GET", "/bytes/1000?type=application/javascript", headers=js_headers)
+    c.wait_for(lambda: c.streams[js].status is not None, what="the script's response headers")
+    c.conn.increment_flow_control_window(1000)
+    c.flush()
+    c.wait_for(lambda: c.streams[js].body_len + c.streams[big].body_len >= 65535 + 1000,
+               what="the 1,000 bytes of window spent")
+    c.pump(0.2)  # nothing more may come, but let it show if it does
+    return c, c.streams[js], c.streams[big]
+
+
+def test_h2_unsignalled_script_goes_ahead_of_a_long_response(lowat, backend):
+    """Without a priority signal from the client, a script (or stylesheet) response takes
+    precedence over the default-urgency streams it shares the connection with, and is sent whole."""
+    lw = lowat(backend())
+    c, js, big = _script_behind_long_response(lw)
+    assert (js.body_len, js.ended, big.body_len) == (1000, True, 65535), (js, big)
+    c.close()
+
+
+def test_h2_client_priority_signal_wins_over_the_content_type(lowat, backend):
+    """A client that says how urgent its request is gets what it said (RFC 9218): a script it
+    marks u=6 waits behind the default-urgency long response."""
+    lw = lowat(backend())
+    c, js, big = _script_behind_long_response(lw, js_headers=[("priority", "u=6")])
+    assert (js.body_len, js.ended, big.body_len) == (0, False, 65535 + 1000), (js, big)
+    c.close()
