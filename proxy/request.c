@@ -632,6 +632,33 @@ bool lw_request_on_backend_body(struct lw_request *req, const char *data, size_t
     return lw_buf_size(&req->resp_body) < req->worker->config->limits.max_buffered_bytes;
 }
 
+char *lw_request_resp_reserve(struct lw_request *req, size_t want, size_t *room)
+{
+    struct lw_buf *b = &req->resp_body;
+    size_t max = req->worker->config->limits.max_buffered_bytes;
+    size_t used = lw_buf_size(b);
+    if (req->conn == NULL || used >= max) {
+        return NULL;
+    }
+    size_t n = LW_MIN(want, max - used);
+    if (b->cap - b->len < n && used > b->off) {
+        /* Making room would move more bytes than the read brings in: fill the tail only. */
+        n = b->cap - b->len;
+        if (n == 0) {
+            return NULL;
+        }
+    }
+    *room = n;
+    return lw_buf_reserve(b, n);
+}
+
+bool lw_request_on_backend_body_read(struct lw_request *req, size_t len)
+{
+    lw_buf_commit(&req->resp_body, len);
+    req->ops->on_response_body(req);
+    return lw_buf_size(&req->resp_body) < req->worker->config->limits.max_buffered_bytes;
+}
+
 void lw_request_on_backend_done(struct lw_request *req)
 {
     req->resp_done = true;
