@@ -34,12 +34,14 @@ static void on_write(evutil_socket_t fd, short what, void *arg);
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 static void process_input(struct lw_bconn *bc);
 
-/* The frontend's buffer is full: stop reading until lw_bconn_resume_read. */
+/* The frontend's buffer is full: stop reading until lw_bconn_resume_read. The read event
+ * stays armed: the frontend usually drains the buffer in the same loop iteration, and
+ * removing the event and adding it back would cost two epoll_ctl calls each time; on_read
+ * removes it if the socket becomes readable while we are still paused. */
 static void pause_read(struct lw_bconn *bc)
 {
     bc->read_paused = true;
     bc->paused_since_us = lw_time_mono_us();
-    event_del(bc->rev);
 }
 
 static const struct lw_config_backend *cfg_of(const struct lw_bconn *bc)
@@ -515,7 +517,11 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         }
         return;
     }
-    if (bc->state != LW_BCONN_ACTIVE || bc->read_paused) {
+    if (bc->state != LW_BCONN_ACTIVE) {
+        return;
+    }
+    if (bc->read_paused) {
+        event_del(bc->rev); /* level-triggered: it would fire again at once (see pause_read) */
         return;
     }
     if (lw_buf_size(&bc->rbuf) > 0) {

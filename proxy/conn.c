@@ -381,8 +381,13 @@ static void flush(struct lw_conn *c)
         lw_conn_want_flush(c);
         return;
     }
-    lw_buf_release(&c->wbuf);
-    lw_buf_release(&c->pbuf);
+    if (c->proto != LW_CONN_PROTO_H2 || lw_h2_front_is_idle(c->h2)) {
+        /* Idle connections keep no buffers. Busy ones keep theirs: a response waiting for
+         * its backend empties them many times, and giving back and taking again 64 KiB or
+         * more each time costs page faults and trims of the heap. */
+        lw_buf_release(&c->wbuf);
+        lw_buf_release(&c->pbuf);
+    }
     if (c->closing || (c->proto == LW_CONN_PROTO_H2 && lw_h2_front_is_done(c->h2))) {
         linger(c);
     }
