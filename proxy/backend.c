@@ -534,6 +534,10 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     for (int rounds = 0; rounds < 4 && bc->req != NULL && !bc->read_paused; rounds++) {
         size_t room = 0;
         char *direct = direct_space(bc, &room);
+        if (direct != NULL && room == 0) {
+            pause_read(bc);
+            break;
+        }
         size_t ask = direct != NULL ? room : READ_CHUNK;
         char *dst = direct != NULL ? direct : lw_buf_reserve(&bc->rbuf, READ_CHUNK);
         ssize_t r = recv(fd, dst, ask, 0);

@@ -204,7 +204,15 @@ void lw_conn_send(struct lw_conn *c, const void *data, size_t len)
         return;
     }
     /* Whole records straight from the caller's bytes when nothing is staged: one copy less
-     * on large bodies (the staging buffer only collects what does not fill a record). */
+     * on large bodies (the staging buffer only collects what does not fill a record). With
+     * full-size records, what is staged (a HEADERS frame, a WINDOW_UPDATE) goes out as its
+     * own short record first, so that a DATA frame the size of a record (see h2_front) stays
+     * one record instead of being copied into the staging buffer, straddling two. */
+    if (len >= c->record_size && c->record_size == TLS_RECORD_MAX && lw_buf_size(&c->pbuf) > 0 && seal(c) != 0) {
+        c->io_failed = true;
+        lw_conn_want_flush(c);
+        return;
+    }
     const char *p = data;
     while (lw_buf_size(&c->pbuf) == 0 && len >= c->record_size) {
         ERR_clear_error();
