@@ -644,7 +644,13 @@ static ssize_t on_read_length(nghttp2_session *session, uint8_t frame_type, int3
     struct lw_h2_front *h = user_data;
     ssize_t n = LW_MIN(session_window, stream_window);
     n = LW_MIN(n, (ssize_t)max_frame);
-    n = LW_MIN(n, DATA_FRAME_MAX);
+    if (n > DATA_FRAME_MAX) {
+        /* Unless the frame ends the body: one full frame then costs less than two. */
+        struct lw_request *req = nghttp2_session_get_stream_user_data(session, stream_id);
+        if (req == NULL || !req->resp_done || lw_buf_size(&req->resp_body) > (size_t)n) {
+            n = DATA_FRAME_MAX;
+        }
+    }
     if ((size_t)n + 9 > h->produce_left) {
         n = h->produce_left > 9 ? (ssize_t)(h->produce_left - 9) : 1;
     }

@@ -642,7 +642,9 @@ char *lw_request_resp_reserve(struct lw_request *req, size_t want, size_t *room)
     size_t used = lw_buf_size(b);
     size_t n = used < max ? LW_MIN(want, max - used) : 0;
     size_t whole = (used + n) / LW_REQUEST_RESP_UNIT * LW_REQUEST_RESP_UNIT;
-    if (whole > used) {
+    if (n == want) {
+        /* All that is wanted fits: take it, tail and all. */
+    } else if (whole > used) {
         n = whole - used;
     } else if (whole > 0) {
         n = 0; /* a whole unit waits already: what fits after it would be a short tail */
