@@ -50,6 +50,52 @@ char *lw_buf_reserve(struct lw_buf *b, size_t n)
     return b->data + b->len;
 }
 
+char *lw_buf_reserve_headroom(struct lw_buf *b, size_t n, size_t headroom)
+{
+    size_t used = b->len - b->off;
+    if (used == 0) {
+        b->off = b->len = 0;
+    }
+    if (b->cap - b->len >= n && (used > 0 || b->cap - headroom >= n)) {
+        if (used == 0) {
+            b->off = b->len = headroom;
+        }
+        return b->data + b->len;
+    }
+    if (b->off >= headroom + used && b->cap - headroom - used >= n) {
+        /* Slide the unread bytes down instead of growing: cheap when little is unread. */
+        memmove(b->data + headroom, b->data + b->off, used);
+        b->off = headroom;
+        b->len = headroom + used;
+        return b->data + b->len;
+    }
+    size_t want = headroom + used + n;
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap < want) {
+        cap *= 2;
+    }
+    char *d = lw_malloc(cap);
+    if (used > 0) {
+        memcpy(d + headroom, b->data + b->off, used);
+    }
+    free(b->data);
+    b->data = d;
+    b->cap = cap;
+    b->off = headroom;
+    b->len = headroom + used;
+    return b->data + b->len;
+}
+
+bool lw_buf_prepend(struct lw_buf *b, const void *p, size_t n)
+{
+    if (b->off < n) {
+        return false;
+    }
+    b->off -= n;
+    memcpy(b->data + b->off, p, n);
+    return true;
+}
+
 void lw_buf_append(struct lw_buf *b, const void *p, size_t n)
 {
     if (n == 0) {

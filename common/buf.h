@@ -47,6 +47,14 @@ static inline void lw_buf_commit(struct lw_buf *b, size_t n)
     b->len += n;
 }
 
+/* lw_buf_reserve for a buffer whose bytes may later get a short prefix (lw_buf_prepend):
+ * when empty, or when its bytes must move, they start `headroom` bytes in. */
+char *lw_buf_reserve_headroom(struct lw_buf *b, size_t n, size_t headroom);
+
+/* Put n bytes in front of the head, into space already consumed, and return true; false
+ * (the buffer unchanged) when fewer than n bytes lie before the head. */
+bool lw_buf_prepend(struct lw_buf *b, const void *p, size_t n);
+
 /* Copy n bytes in at the tail. */
 void lw_buf_append(struct lw_buf *b, const void *p, size_t n);
 /* printf-style append. */

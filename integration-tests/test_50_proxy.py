@@ -139,6 +139,18 @@ def test_h2_h1_response_body_framings(lowat, backend, mode):
     assert bytes(st.body) == b"app"
 
 
+@pytest.mark.parametrize("buffered", ["1k", "20k", "100k"])
+@pytest.mark.parametrize("mode", ["bytes", "close-delimited"])
+def test_h2_h1_response_body_buffer_sizes(lowat, backend, mode, buffered):
+    """Bodies read straight into the response buffer, which fills in whole DATA frames where it
+    can: below one frame (1k), between one and two (20k), and above (100k), nothing stalls."""
+    lw = lowat(backend(), limits={"max_buffered_bytes": buffered})
+    c = H2Client(lw.tls_port, timeout=20)
+    for n in (16384, 16385, 1_000_003):
+        st = c.get(f"/{mode}/{n}", keep_body=False)
+        assert (st.status, st.body_len, st.sha256) == (200, n, pattern_sha256(n)), (n, buffered)
+
+
 @pytest.mark.parametrize("mode", ["bytes", "chunked", "close-delimited"])
 def test_h1tls_h1_response_body_framings_curl(lowat, backend, mode):
     lw = lowat(backend())

@@ -34,6 +34,16 @@ static void on_write(evutil_socket_t fd, short what, void *arg);
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 static void process_input(struct lw_bconn *bc);
 
+/* The frontend's buffer is full: stop reading until lw_bconn_resume_read. The read event
+ * stays armed: the frontend usually drains the buffer in the same loop iteration, and
+ * removing the event and adding it back would cost two epoll_ctl calls each time; on_read
+ * removes it if the socket becomes readable while we are still paused. */
+static void pause_read(struct lw_bconn *bc)
+{
+    bc->read_paused = true;
+    bc->paused_since_us = lw_time_mono_us();
+}
+
 static const struct lw_config_backend *cfg_of(const struct lw_bconn *bc)
 {
     return bc->member->upstream->cfg;
@@ -421,11 +431,44 @@ static void process_input(struct lw_bconn *bc)
             return;
         }
         if (!more) {
-            bc->read_paused = true;
-            bc->paused_since_us = lw_time_mono_us();
-            event_del(bc->rev);
+            pause_read(bc);
         }
     }
+}
+
+/* n body bytes were read straight into the request's response buffer. */
+static void on_body_read(struct lw_bconn *bc, size_t n)
+{
+    struct lw_request *req = bc->req;
+    if (bc->body == LW_HTTP1_BODY_LENGTH) {
+        bc->remaining -= n;
+    }
+    bool more = lw_request_on_backend_body_read(req, n);
+    if (bc->req != req) {
+        return;
+    }
+    if (bc->body == LW_HTTP1_BODY_LENGTH && bc->remaining == 0) {
+        finish_exchange(bc);
+        return;
+    }
+    if (!more) {
+        pause_read(bc);
+    }
+}
+
+/* Where the next read of a body with a known end (length, or the connection's close) can
+ * go straight into the request's response buffer: one copy less than through rbuf, and reads
+ * as large as that buffer has room for. NULL when the bytes must go through rbuf (a head, a
+ * chunked body, bytes already waiting there, or a frontend that is gone). */
+static char *direct_space(struct lw_bconn *bc, size_t *room)
+{
+    if (!bc->head_done || lw_buf_size(&bc->rbuf) > 0 ||
+        (bc->body != LW_HTTP1_BODY_LENGTH && bc->body != LW_HTTP1_BODY_CLOSE)) {
+        return NULL;
+    }
+    /* Never past the body's end: what follows it belongs to no one and must stay unread. */
+    size_t want = bc->body == LW_HTTP1_BODY_LENGTH ? (size_t)LW_MIN(bc->remaining, (uint64_t)SIZE_MAX) : SIZE_MAX;
+    return lw_request_resp_reserve(bc->req, want, room);
 }
 
 static void on_eof(struct lw_bconn *bc, int err)
@@ -474,7 +517,11 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         }
         return;
     }
-    if (bc->state != LW_BCONN_ACTIVE || bc->read_paused) {
+    if (bc->state != LW_BCONN_ACTIVE) {
+        return;
+    }
+    if (bc->read_paused) {
+        event_del(bc->rev); /* level-triggered: it would fire again at once (see pause_read) */
         return;
     }
     if (lw_buf_size(&bc->rbuf) > 0) {
@@ -485,8 +532,15 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     }
     /* Bounded: the head limit, or the frontend's buffer, stop us from reading without end. */
     for (int rounds = 0; rounds < 4 && bc->req != NULL && !bc->read_paused; rounds++) {
-        char *dst = lw_buf_reserve(&bc->rbuf, READ_CHUNK);
-        ssize_t r = recv(fd, dst, READ_CHUNK, 0);
+        size_t room = 0;
+        char *direct = direct_space(bc, &room);
+        if (direct != NULL && room == 0) {
+            pause_read(bc);
+            break;
+        }
+        size_t ask = direct != NULL ? room : READ_CHUNK;
+        char *dst = direct != NULL ? direct : lw_buf_reserve(&bc->rbuf, READ_CHUNK);
+        ssize_t r = recv(fd, dst, ask, 0);
         if (r < 0) {
             if (errno == EAGAIN || errno == EINTR) {
                 break;
@@ -501,14 +555,18 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             }
             return;
         }
-        lw_buf_commit(&bc->rbuf, (size_t)r);
         bc->got_bytes = true;
         arm_timer(bc, cfg_of(bc)->response_timeout_ms);
-        process_input(bc);
+        if (direct != NULL) {
+            on_body_read(bc, (size_t)r);
+        } else {
+            lw_buf_commit(&bc->rbuf, (size_t)r);
+            process_input(bc);
+        }
         if (bc->state != LW_BCONN_ACTIVE) {
             return;
         }
-        if ((size_t)r < READ_CHUNK) {
+        if ((size_t)r < ask) {
             break;
         }
     }

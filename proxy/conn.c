@@ -204,7 +204,15 @@ void lw_conn_send(struct lw_conn *c, const void *data, size_t len)
         return;
     }
     /* Whole records straight from the caller's bytes when nothing is staged: one copy less
-     * on large bodies (the staging buffer only collects what does not fill a record). */
+     * on large bodies (the staging buffer only collects what does not fill a record). With
+     * full-size records, what is staged (a HEADERS frame, a WINDOW_UPDATE) goes out as its
+     * own short record first, so that a DATA frame the size of a record (see h2_front) stays
+     * one record instead of being copied into the staging buffer, straddling two. */
+    if (len >= c->record_size && c->record_size == TLS_RECORD_MAX && lw_buf_size(&c->pbuf) > 0 && seal(c) != 0) {
+        c->io_failed = true;
+        lw_conn_want_flush(c);
+        return;
+    }
     const char *p = data;
     while (lw_buf_size(&c->pbuf) == 0 && len >= c->record_size) {
         ERR_clear_error();
@@ -242,11 +250,16 @@ static size_t produce(struct lw_conn *c, size_t budget)
     return 0;
 }
 
-/* Write wbuf to the socket. Returns 0, LW_EAGAIN when bytes remain, LW_EIO on error. */
+/* Write wbuf to the socket. Returns 0, LW_EAGAIN when bytes remain, LW_EIO on error.
+ * At most two full TLS records go to each send(): measured with 1 MiB responses over
+ * loopback (BBR), the proxy's CPU per MB was 730 us handing the kernel 64 KiB per call, 660
+ * with three records, 640 with one, 590 with two; the kernel's transmit path, not the number
+ * of calls, is what costs. */
 static int write_out(struct lw_conn *c)
 {
+    size_t chunk = 2 * (TLS_RECORD_MAX + c->budget_cfg.tls_overhead);
     while (lw_buf_size(&c->wbuf) > 0) {
-        ssize_t w = send(c->fd, lw_buf_head(&c->wbuf), lw_buf_size(&c->wbuf), MSG_NOSIGNAL);
+        ssize_t w = send(c->fd, lw_buf_head(&c->wbuf), LW_MIN(lw_buf_size(&c->wbuf), chunk), MSG_NOSIGNAL);
         if (w < 0) {
             if (errno == EAGAIN || errno == EINTR) {
                 return LW_EAGAIN;
@@ -381,8 +394,13 @@ static void flush(struct lw_conn *c)
         lw_conn_want_flush(c);
         return;
     }
-    lw_buf_release(&c->wbuf);
-    lw_buf_release(&c->pbuf);
+    if (c->proto != LW_CONN_PROTO_H2 || lw_h2_front_is_idle(c->h2)) {
+        /* Idle connections keep no buffers. Busy ones keep theirs: a response waiting for
+         * its backend empties them many times, and giving back and taking again 64 KiB or
+         * more each time costs page faults and trims of the heap. */
+        lw_buf_release(&c->wbuf);
+        lw_buf_release(&c->pbuf);
+    }
     if (c->closing || (c->proto == LW_CONN_PROTO_H2 && lw_h2_front_is_done(c->h2))) {
         linger(c);
     }

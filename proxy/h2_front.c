@@ -53,12 +53,21 @@ struct lw_h2_front {
     bool creating;             /* inside nghttp2_session_server_new */
     bool framebuf_dirty;       /* frames were written to it since its pages were last given back */
     uint8_t framebuf_releases; /* how often they were */
+    bool budgeted;       /* this pass has a budget (not SIZE_MAX) */
+    size_t produced;     /* DATA frame bytes on_send_data_frame gave the connection in this pass */
 };
 
 /* A client may provoke this many errors at once, and this many more per second. Browsers
  * provoke none; HAProxy's default cut-off is of the same order. */
 #define GLITCH_BURST 200.0
 #define GLITCH_PER_S 20.0
+
+/* Tiny DATA frames cost more in headers and records than they gain: a budgeted pass stops
+ * once less than this is left. */
+#define PRODUCE_MIN 256
+/* A DATA frame with its header is one whole TLS record (RFC 8446 section 5.1): frames and
+ * records line up, so no record carries the tail of one frame and the head of the next. */
+#define DATA_FRAME_MAX LW_REQUEST_RESP_UNIT
 
 /* Per-stream front state lives in the request; these fields are h2's own. */
 struct h2_stream_state {
@@ -83,23 +92,21 @@ static struct lw_h2_front *front_of(struct lw_request *req)
     return req->conn->h2;
 }
 
+/* DATA payloads go out without nghttp2 copying them into its frame buffer (NO_COPY): the
+ * payload is sent by on_send_data_frame straight from resp_body. */
 static ssize_t on_send_data(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
                             uint32_t *flags, nghttp2_data_source *source, void *user_data)
 {
     struct lw_request *req = source->ptr;
-    size_t n = LW_MIN(length, lw_buf_size(&req->resp_body));
+    size_t avail = lw_buf_size(&req->resp_body);
+    size_t n = LW_MIN(length, avail);
     if (n > 0) {
-        memcpy(buf, lw_buf_head(&req->resp_body), n);
-        lw_buf_consume(&req->resp_body, n);
-        req->resp_sent += n;
-        lw_request_resp_consumed(req);
+        *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     }
-    if (lw_buf_size(&req->resp_body) == 0) {
+    if (n == avail) {
         if (req->resp_done) {
             *flags |= NGHTTP2_DATA_FLAG_EOF;
-            return (ssize_t)n;
-        }
-        if (n == 0) {
+        } else if (n == 0) {
             st(req)->deferred = true;
             return NGHTTP2_ERR_DEFERRED;
         }
@@ -126,6 +133,32 @@ static void prioritize_by_type(struct lw_request *req, const struct lw_hdr *extr
             return;
         }
     }
+}
+
+/* A DATA frame on_send_data promised: its header, then length bytes of resp_body (we never
+ * ask for padding). The header goes in front of the payload, in the space resp_body keeps
+ * for it, so that frame and TLS record can be one: a DATA frame the size of a whole record is
+ * sealed straight from resp_body, with no copy at all. */
+static int on_send_data_frame(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd, size_t length,
+                              nghttp2_data_source *source, void *user_data)
+{
+    struct lw_h2_front *h = user_data;
+    struct lw_request *req = source->ptr;
+    struct lw_buf *body = &req->resp_body;
+    if (lw_buf_prepend(body, framehd, 9)) {
+        lw_conn_send(h->conn, lw_buf_head(body), 9 + length);
+        lw_buf_consume(body, 9 + length);
+    } else {
+        lw_conn_send(h->conn, framehd, 9);
+        lw_conn_send(h->conn, lw_buf_head(body), length);
+        lw_buf_consume(body, length);
+    }
+    req->resp_sent += length;
+    lw_request_resp_consumed(req);
+    h->produced += 9 + length;
+    h->produce_left = h->produce_left > 9 + length ? h->produce_left - (9 + length) : 0;
+    /* The budget is spent (see lw_h2_front_produce): nothing more in this pass. */
+    return h->budgeted && h->produce_left < PRODUCE_MIN ? NGHTTP2_ERR_PAUSE : 0;
 }
 
 static void submit_response(struct lw_request *req, int status, const struct lw_hdr *extra, size_t num_extra,
@@ -648,6 +681,13 @@ static ssize_t on_read_length(nghttp2_session *session, uint8_t frame_type, int3
     struct lw_h2_front *h = user_data;
     ssize_t n = LW_MIN(session_window, stream_window);
     n = LW_MIN(n, (ssize_t)max_frame);
+    if (n > DATA_FRAME_MAX) {
+        /* Unless the frame ends the body: one full frame then costs less than two. */
+        struct lw_request *req = nghttp2_session_get_stream_user_data(session, stream_id);
+        if (req == NULL || !req->resp_done || lw_buf_size(&req->resp_body) > (size_t)n) {
+            n = DATA_FRAME_MAX;
+        }
+    }
     size_t room = LW_MIN(h->produce_left, h->frame_max);
     if ((size_t)n + 9 > room) {
         n = room > 9 ? (ssize_t)(room - 9) : 1;
@@ -796,6 +836,7 @@ static struct lw_h2_front *front_new(struct lw_conn *c)
     nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb, on_invalid_frame);
     nghttp2_session_callbacks_set_error_callback2(cb, on_error);
     nghttp2_session_callbacks_set_data_source_read_length_callback(cb, on_read_length);
+    nghttp2_session_callbacks_set_send_data_callback(cb, on_send_data_frame);
     nghttp2_option *opt;
     nghttp2_option_new(&opt);
     /* Window updates follow what the backend has taken, not what we have received. */
@@ -922,24 +963,29 @@ static void release_idle(struct lw_h2_front *h)
 size_t lw_h2_front_produce(struct lw_h2_front *h, size_t budget)
 {
     size_t total = 0;
-    h->frame_max = budget == SIZE_MAX ? SIZE_MAX : LW_MAX(h->conn->record_size, (size_t)256);
-    /* Tiny DATA frames cost more in headers and records than they gain: stop short of them. */
-    while (total < budget && (budget == SIZE_MAX || budget - total >= 256 || total == 0)) {
+    h->frame_max = budget == SIZE_MAX ? SIZE_MAX : LW_MAX(h->conn->record_size, (size_t)PRODUCE_MIN);
+    h->budgeted = budget != SIZE_MAX;
+    while (total < budget && (!h->budgeted || budget - total >= PRODUCE_MIN || total == 0)) {
         h->produce_left = budget - total;
+        h->produced = 0;
         const uint8_t *out;
+        /* DATA frames go out from inside this call (on_send_data_frame), other frames as out. */
         ssize_t n = nghttp2_session_mem_send(h->session, &out);
+        total += h->produced;
         if (n < 0) {
             lw_log_info("%s: HTTP/2 send error: %s", h->conn->peer_str, nghttp2_strerror((int)n));
             lw_conn_close(h->conn);
             return total;
         }
-        if (n == 0) {
+        if (n == 0 && h->produced == 0) {
             release_idle(h);
             break;
         }
         h->framebuf_dirty = true;
-        lw_conn_send(h->conn, out, (size_t)n);
-        total += (size_t)n;
+        if (n > 0) {
+            lw_conn_send(h->conn, out, (size_t)n);
+            total += (size_t)n;
+        }
         if (h->conn->closed) {
             break;
         }

@@ -632,6 +632,41 @@ bool lw_request_on_backend_body(struct lw_request *req, const char *data, size_t
     return lw_buf_size(&req->resp_body) < req->worker->config->limits.max_buffered_bytes;
 }
 
+char *lw_request_resp_reserve(struct lw_request *req, size_t want, size_t *room)
+{
+    struct lw_buf *b = &req->resp_body;
+    if (req->conn == NULL) {
+        return NULL;
+    }
+    size_t max = req->worker->config->limits.max_buffered_bytes;
+    size_t used = lw_buf_size(b);
+    size_t n = used < max ? LW_MIN(want, max - used) : 0;
+    size_t whole = (used + n) / LW_REQUEST_RESP_UNIT * LW_REQUEST_RESP_UNIT;
+    if (n == want) {
+        /* All that is wanted fits: take it, tail and all. */
+    } else if (whole > used) {
+        n = whole - used;
+    } else if (whole > 0) {
+        n = 0; /* a whole unit waits already: what fits after it would be a short tail */
+    }
+    if (n > 0 && b->cap - b->len < n && used + LW_REQUEST_RESP_HEADROOM > b->off) {
+        /* Making room would move more bytes than the read brings in: fill the tail only. */
+        n = b->cap - b->len;
+    }
+    *room = n;
+    if (n == 0) {
+        return lw_buf_head(b);
+    }
+    return lw_buf_reserve_headroom(b, n, LW_REQUEST_RESP_HEADROOM);
+}
+
+bool lw_request_on_backend_body_read(struct lw_request *req, size_t len)
+{
+    lw_buf_commit(&req->resp_body, len);
+    req->ops->on_response_body(req);
+    return lw_buf_size(&req->resp_body) < req->worker->config->limits.max_buffered_bytes;
+}
+
 void lw_request_on_backend_done(struct lw_request *req)
 {
     req->resp_done = true;

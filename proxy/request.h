@@ -162,6 +162,22 @@ void lw_request_on_backend_head(struct lw_request *req, int status, const void *
 void lw_request_on_body_written(struct lw_request *req);
 /* Returns false when the frontend's buffer is full: stop reading until resumed. */
 bool lw_request_on_backend_body(struct lw_request *req, const char *data, size_t len);
+/* Bytes kept free in front of what lw_request_resp_reserve gives, so that a frontend can put
+ * a frame header before body bytes in place (lw_buf_prepend) and hand both on in one piece. */
+#define LW_REQUEST_RESP_HEADROOM 9
+/* The payload of an HTTP/2 DATA frame that, with its header, fills one TLS record. Reads
+ * straight into resp_body fill it up to a multiple of this, so that a backend faster than
+ * its client leaves no short tail frame (a short record, a short write) behind each buffer. */
+#define LW_REQUEST_RESP_UNIT (16384 - 9)
+
+/* Where the backend may read body bytes straight into resp_body: at most want, and no more
+ * than the buffer cap leaves (*room; 0 when the buffer is full: stop reading, as when
+ * lw_request_on_backend_body returns false). NULL when the frontend is gone (its bytes go
+ * nowhere: use lw_request_on_backend_body). The space is borrowed until the next call on req. */
+char *lw_request_resp_reserve(struct lw_request *req, size_t want, size_t *room);
+/* len bytes were read into the space lw_request_resp_reserve gave; the same contract as
+ * lw_request_on_backend_body. */
+bool lw_request_on_backend_body_read(struct lw_request *req, size_t len);
 void lw_request_on_backend_done(struct lw_request *req);
 /* The backend exchange failed. retryable: nothing of the request reached a backend that
  * could have acted on it. status: what to answer if no retry is possible (502 or 504). */

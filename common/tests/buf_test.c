@@ -2,6 +2,8 @@
 /* Unit tests for common/buf. */
 #include "common/buf.h"
 
+#include <string.h>
+
 #include "common/tests/tap.h"
 
 int main(void)
@@ -25,6 +27,29 @@ int main(void)
     lw_buf_append(&b, "a", 1);
     lw_buf_release(&b);
     TAP_OK(b.data != NULL, "release keeps a buffer that still holds bytes");
+    lw_buf_dispose(&b);
+
+    /* Headroom: bytes reserved this way can take a prefix, in place. */
+    char *dst = lw_buf_reserve_headroom(&b, 100, 9);
+    memcpy(dst, "payload", 7);
+    lw_buf_commit(&b, 7);
+    TAP_OK(lw_buf_prepend(&b, "head:", 5), "prepend fits into the headroom of an empty buffer");
+    TAP_EQ_MEM(lw_buf_head(&b), lw_buf_size(&b), "head:payload", "prepend puts the bytes in front");
+    TAP_OK(!lw_buf_prepend(&b, "12345", 5), "prepend refuses what the headroom cannot hold");
+    TAP_EQ_MEM(lw_buf_head(&b), lw_buf_size(&b), "head:payload", "a refused prepend changes nothing");
+    lw_buf_consume(&b, 5);
+    TAP_OK(lw_buf_prepend(&b, "H:", 2), "consumed bytes become headroom");
+    TAP_EQ_MEM(lw_buf_head(&b), lw_buf_size(&b), "H:payload", "prepend into consumed space");
+    lw_buf_consume(&b, lw_buf_size(&b));
+    dst = lw_buf_reserve_headroom(&b, b.cap, 16);
+    memset(dst, 'y', b.cap - 16);
+    lw_buf_commit(&b, b.cap - 16);
+    TAP_OK(lw_buf_size(&b) == b.cap - 16 && b.off == 16, "growth keeps the headroom");
+    size_t big = lw_buf_size(&b);
+    lw_buf_consume(&b, big - 3);
+    dst = lw_buf_reserve_headroom(&b, 64, 16);
+    TAP_OK(b.off == 16 && lw_buf_size(&b) == 3 && memcmp(lw_buf_head(&b), "yyy", 3) == 0,
+           "sliding down keeps the headroom and the bytes");
     lw_buf_dispose(&b);
     return tap_done();
 }
