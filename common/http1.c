@@ -81,17 +81,6 @@ bool lw_http1_is_tchar(unsigned char c)
     return has_class(c, LW_HTTP1_CT_TCHAR);
 }
 
-bool lw_http1_name_eq(const char *name, size_t len, const char *lower)
-{
-    size_t i;
-    for (i = 0; i < len; i++) {
-        if (lower[i] == '\0' || to_lower((unsigned char)name[i]) != (unsigned char)lower[i]) {
-            return false;
-        }
-    }
-    return lower[i] == '\0';
-}
-
 /*
  * Step over one element of a comma-separated list (RFC 9110 5.6.1) at *p: [*elem, +*elem_len)
  * is the element with OWS trimmed, possibly empty. *p becomes NULL after the last element.
@@ -140,17 +129,26 @@ bool lw_http1_is_hop_by_hop(const char *name, size_t len)
 {
     /* "Trailer" is end to end in RFC 9110, but trailers are decoded and dropped here, so a
      * forwarded Trailer header would announce fields that never come. "Trailers" is the
-     * RFC 2616 spelling that some stacks still send. */
-    static const char *const names[] = {
-        "connection", "keep-alive",     "proxy-connection", "te",       "transfer-encoding",
-        "upgrade",    "http2-settings", "trailer",          "trailers",
-    };
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (lw_http1_name_eq(name, len, names[i])) {
-            return true;
-        }
+     * RFC 2616 spelling that some stacks still send. Sorted by length, so most names are
+     * ruled out without looking at a byte. */
+    switch (len) {
+    case 2:
+        return lw_http1_name_eq(name, len, "te");
+    case 7:
+        return lw_http1_name_eq(name, len, "upgrade") || lw_http1_name_eq(name, len, "trailer");
+    case 8:
+        return lw_http1_name_eq(name, len, "trailers");
+    case 10:
+        return lw_http1_name_eq(name, len, "connection") || lw_http1_name_eq(name, len, "keep-alive");
+    case 14:
+        return lw_http1_name_eq(name, len, "http2-settings");
+    case 16:
+        return lw_http1_name_eq(name, len, "proxy-connection");
+    case 17:
+        return lw_http1_name_eq(name, len, "transfer-encoding");
+    default:
+        return false;
     }
-    return false;
 }
 
 /*
@@ -288,6 +286,20 @@ static const char *apply_host(struct head_fields *f, const char *v, size_t len)
     return NULL;
 }
 
+/* The Connection options that matter here, each list element looked at once. */
+static void apply_connection(struct head_fields *f, const char *v, size_t len)
+{
+    const char *p = v;
+    const char *elem;
+    size_t elem_len;
+
+    while (next_element(&p, v + len, &elem, &elem_len)) {
+        f->conn_close |= lw_http1_name_eq(elem, elem_len, "close");
+        f->conn_keep_alive |= lw_http1_name_eq(elem, elem_len, "keep-alive");
+        f->conn_upgrade |= lw_http1_name_eq(elem, elem_len, "upgrade");
+    }
+}
+
 /* Note what a field means for framing and the connection; most fields mean nothing here. */
 static const char *apply_field(struct head_fields *f, const struct lw_http1_header *h, bool is_request)
 {
@@ -313,9 +325,7 @@ static const char *apply_field(struct head_fields *f, const struct lw_http1_head
         break;
     case 10:
         if (lw_http1_name_eq(n, 10, "connection")) {
-            f->conn_close |= lw_http1_has_token(v, len, "close");
-            f->conn_keep_alive |= lw_http1_has_token(v, len, "keep-alive");
-            f->conn_upgrade |= lw_http1_has_token(v, len, "upgrade");
+            apply_connection(f, v, len);
         }
         break;
     case 14:
@@ -352,7 +362,7 @@ static int parse_field_line(const char *s, const char *e, struct lw_http1_header
     const char *p = s;
     const char *v;
 
-    while (p < e && lw_http1_is_tchar((unsigned char)*p)) {
+    while (p < e && has_class((unsigned char)*p, LW_HTTP1_CT_TCHAR)) {
         p++;
     }
     if (p == e) {
