@@ -59,6 +59,24 @@ void lw_buf_append(struct lw_buf *b, const void *p, size_t n)
     b->len += n;
 }
 
+size_t lw_buf_format_u64(char *dst, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[sizeof(tmp) - ++n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    memcpy(dst, tmp + sizeof(tmp) - n, n);
+    return n;
+}
+
+void lw_buf_append_u64(struct lw_buf *b, uint64_t v)
+{
+    char tmp[20];
+    lw_buf_append(b, tmp, lw_buf_format_u64(tmp, v));
+}
+
 void lw_buf_appendf(struct lw_buf *b, const char *fmt, ...)
 {
     va_list ap;

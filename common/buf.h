@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct lw_buf {
     char *data;
@@ -49,6 +50,11 @@ static inline void lw_buf_commit(struct lw_buf *b, size_t n)
 
 /* Copy n bytes in at the tail. */
 void lw_buf_append(struct lw_buf *b, const void *p, size_t n);
+/* Write v in decimal to dst, which has room for 20 bytes (no NUL); returns the length.
+ * What request paths use instead of printf-style formatting, which costs far more. */
+size_t lw_buf_format_u64(char *dst, uint64_t v);
+/* Append v in decimal. */
+void lw_buf_append_u64(struct lw_buf *b, uint64_t v);
 /* printf-style append. */
 void lw_buf_appendf(struct lw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -69,12 +69,20 @@ static void bconn_free(struct lw_reap *r)
     free(bc);
 }
 
+/* Bounded copy of a member's name into a request, for its access log line. */
+static void copy_name(char *dst, size_t cap, const char *name)
+{
+    size_t n = strnlen(name, cap - 1);
+    memcpy(dst, name, n);
+    dst[n] = '\0';
+}
+
 static void start_exchange(struct lw_bconn *bc, struct lw_request *req)
 {
     bc->req = req;
     req->bconn = bc;
     req->member = bc->member;
-    snprintf(req->member_name, sizeof(req->member_name), "%s", bc->member->name);
+    copy_name(req->member_name, sizeof(req->member_name), bc->member->name);
     bc->head_done = false;
     bc->got_bytes = false;
     bc->read_paused = false;
@@ -98,7 +106,7 @@ struct lw_bconn *lw_bconn_connect(struct lw_member *m, struct lw_request *req)
     bc->req = req;
     req->bconn = bc;
     req->member = m;
-    snprintf(req->member_name, sizeof(req->member_name), "%s", m->name);
+    copy_name(req->member_name, sizeof(req->member_name), m->name);
     event_add(bc->wev, NULL);
     arm_timer(bc, cfg_of(bc)->connect_timeout_ms);
     return bc;

@@ -97,14 +97,23 @@ static ssize_t on_send_data(nghttp2_session *session, int32_t stream_id, uint8_t
     return (ssize_t)n;
 }
 
+/* The three digits of a status code (100..999: the backend parser and our own replies
+ * guarantee the range), as :status carries them. */
+static void status_digits(char out[3], int status)
+{
+    out[0] = (char)('0' + status / 100);
+    out[1] = (char)('0' + status / 10 % 10);
+    out[2] = (char)('0' + status % 10);
+}
+
 static void submit_response(struct lw_request *req, int status, const struct lw_hdr *extra, size_t num_extra,
                             bool has_length, uint64_t length)
 {
     struct lw_h2_front *h = front_of(req);
     size_t n = 0;
     nghttp2_nv *nva = lw_malloc((num_extra + 3) * sizeof(*nva));
-    char status_str[4], len_str[24];
-    snprintf(status_str, sizeof(status_str), "%d", status);
+    char status_str[3], len_str[20];
+    status_digits(status_str, status);
     nva[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status_str, 7, 3, NGHTTP2_NV_FLAG_NONE};
     for (size_t i = 0; i < num_extra; i++) {
         nva[n++] = (nghttp2_nv){(uint8_t *)extra[i].name, (uint8_t *)extra[i].value, extra[i].name_len,
@@ -115,8 +124,8 @@ static void submit_response(struct lw_request *req, int status, const struct lw_
         nva[n++] = (nghttp2_nv){(uint8_t *)"x-http2-push", (uint8_t *)"1", 12, 1, NGHTTP2_NV_FLAG_NONE};
     }
     if (has_length) {
-        int l = snprintf(len_str, sizeof(len_str), "%llu", (unsigned long long)length);
-        nva[n++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)len_str, 14, (size_t)l, NGHTTP2_NV_FLAG_NONE};
+        size_t l = lw_buf_format_u64(len_str, length);
+        nva[n++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)len_str, 14, l, NGHTTP2_NV_FLAG_NONE};
     }
     bool no_body = req->is_head || status == 204 || status == 304 ||
                    (req->resp_done && lw_buf_size(&req->resp_body) == 0 && has_length && length == 0);
@@ -363,8 +372,8 @@ static void h2_on_interim(struct lw_request *req, int status)
         lw_metrics_add(&lw_request_arm_metrics(req)->hints_forwarded, 1);
     }
     nghttp2_nv *nva = lw_malloc((num_extra + 1) * sizeof(*nva));
-    char s[4];
-    snprintf(s, sizeof(s), "%d", status);
+    char s[3];
+    status_digits(s, status);
     nva[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)s, 7, 3, NGHTTP2_NV_FLAG_NONE};
     for (size_t i = 0; i < num_extra; i++) {
         nva[i + 1] = (nghttp2_nv){(uint8_t *)extra[i].name, (uint8_t *)extra[i].value, extra[i].name_len,

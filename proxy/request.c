@@ -193,18 +193,27 @@ static void build_head(struct lw_request *req)
         lw_buf_append(b, ", ", 2);
     }
     lw_buf_append(b, req->client_ip, req->client_ip_len);
-    lw_buf_appendf(b, "\r\nX-Forwarded-Proto: %s\r\nVia: ", req->tls ? "https" : "http");
+    if (req->tls) {
+        lw_buf_append(b, "\r\nX-Forwarded-Proto: https\r\nVia: ", 33);
+    } else {
+        lw_buf_append(b, "\r\nX-Forwarded-Proto: http\r\nVia: ", 32);
+    }
     if (lw_request_find_header(req, "via") != NULL) {
         append_joined(b, req, "via", ", ");
         lw_buf_append(b, ", ", 2);
     }
-    lw_buf_appendf(b, "%s lowat\r\n", strcmp(req->proto, "h2") == 0 ? "2" : req->proto + 5);
+    /* The received-protocol of RFC 9110 section 7.6.3: "2", "1.1" or "1.0". */
+    const char *version = strcmp(req->proto, "h2") == 0 ? "2" : req->proto + 5;
+    lw_buf_append(b, version, strlen(version));
+    lw_buf_append(b, " lowat\r\n", 8);
     if (req->expect_continue && req->has_body) {
         lw_buf_append(b, "Expect: 100-continue\r\n", 22);
     }
     if (req->has_body) {
         if (req->content_length >= 0) {
-            lw_buf_appendf(b, "Content-Length: %lld\r\n", (long long)req->content_length);
+            lw_buf_append(b, "Content-Length: ", 16);
+            lw_buf_append_u64(b, (uint64_t)req->content_length);
+            lw_buf_append(b, "\r\n", 2);
         } else {
             lw_buf_append(b, "Transfer-Encoding: chunked\r\n", 28);
             req->body_chunked = true;

@@ -26,5 +26,12 @@ int main(void)
     lw_buf_release(&b);
     TAP_OK(b.data != NULL, "release keeps a buffer that still holds bytes");
     lw_buf_dispose(&b);
+    lw_buf_append_u64(&b, 0);
+    lw_buf_append(&b, " ", 1);
+    lw_buf_append_u64(&b, 100);
+    lw_buf_append(&b, " ", 1);
+    lw_buf_append_u64(&b, UINT64_MAX);
+    TAP_EQ_MEM(lw_buf_head(&b), lw_buf_size(&b), "0 100 18446744073709551615", "append_u64 writes decimal");
+    lw_buf_dispose(&b);
     return tap_done();
 }
