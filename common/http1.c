@@ -81,11 +81,7 @@ bool lw_http1_is_tchar(unsigned char c)
     return has_class(c, LW_HTTP1_CT_TCHAR);
 }
 
-/*
- * Step over one element of a comma-separated list (RFC 9110 5.6.1) at *p: [*elem, +*elem_len)
- * is the element with OWS trimmed, possibly empty. *p becomes NULL after the last element.
- */
-static bool next_element(const char **p, const char *end, const char **elem, size_t *elem_len)
+bool lw_http1_next_element(const char **p, const char *end, const char **elem, size_t *elem_len)
 {
     const char *s = *p;
     const char *comma;
@@ -117,7 +113,7 @@ bool lw_http1_has_token(const char *value, size_t len, const char *lower_token)
     if (len == 0) {
         return false;
     }
-    while (next_element(&p, value + len, &elem, &elem_len)) {
+    while (lw_http1_next_element(&p, value + len, &elem, &elem_len)) {
         if (lw_http1_name_eq(elem, elem_len, lower_token)) {
             return true;
         }
@@ -216,7 +212,7 @@ static const char *apply_content_length(struct head_fields *f, const char *v, si
     size_t elem_len;
     uint64_t n;
 
-    while (next_element(&p, v + len, &elem, &elem_len)) {
+    while (lw_http1_next_element(&p, v + len, &elem, &elem_len)) {
         if (!parse_length(elem, elem_len, &n)) {
             return "invalid Content-Length";
         }
@@ -238,7 +234,7 @@ static const char *apply_transfer_encoding(struct head_fields *f, const char *v,
     bool any = false;
 
     f->has_transfer_encoding = true;
-    while (next_element(&p, v + len, &elem, &elem_len)) {
+    while (lw_http1_next_element(&p, v + len, &elem, &elem_len)) {
         size_t tok = 0;
         bool chunked;
 
@@ -293,7 +289,7 @@ static void apply_connection(struct head_fields *f, const char *v, size_t len)
     const char *elem;
     size_t elem_len;
 
-    while (next_element(&p, v + len, &elem, &elem_len)) {
+    while (lw_http1_next_element(&p, v + len, &elem, &elem_len)) {
         f->conn_close |= lw_http1_name_eq(elem, elem_len, "close");
         f->conn_keep_alive |= lw_http1_name_eq(elem, elem_len, "keep-alive");
         f->conn_upgrade |= lw_http1_name_eq(elem, elem_len, "upgrade");

@@ -122,6 +122,13 @@ bool lw_http1_chunked_is_done(const struct lw_http1_chunked *c);
  * Inline, so that the literal's length is known at compile time and compared first. */
 static inline bool lw_http1_name_eq(const char *name, size_t len, const char *lower);
 
+/*
+ * Step over one element of a comma-separated list (RFC 9110 5.6.1): *p starts at the value,
+ * end is its end. Returns false when no element is left; otherwise [*elem, +*elem_len) is the
+ * element with OWS trimmed, possibly empty, and *p moves past it (NULL after the last one).
+ */
+bool lw_http1_next_element(const char **p, const char *end, const char **elem, size_t *elem_len);
+
 /* Does a comma-separated header value (e.g. Connection) contain token, case-insensitively? */
 bool lw_http1_has_token(const char *value, size_t len, const char *lower_token);
 

@@ -175,7 +175,7 @@ static void h1_on_error(struct lw_request *req, int status)
     lw_buf_dispose(&req->resp_body);
     lw_buf_appendf(&req->resp_body, "%d %s\n", status, lw_request_status_text(status));
     req->status = status;
-    req->rheaders = lw_malloc(sizeof(*req->rheaders));
+    req->rheaders = lw_arena_alloc(&req->arena, sizeof(*req->rheaders));
     req->rheaders[0] = ctype;
     req->num_rheaders = 1;
     req->resp_has_length = true;
