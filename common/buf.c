@@ -15,6 +15,25 @@ void lw_buf_dispose(struct lw_buf *b)
     lw_buf_init(b);
 }
 
+void lw_buf_reserve_cached(struct lw_buf *b, struct lw_mem_cache *c)
+{
+    if (b->data == NULL) {
+        b->data = lw_mem_cache_get(c);
+        b->cap = c->size;
+        b->off = b->len = 0;
+    }
+}
+
+void lw_buf_dispose_cached(struct lw_buf *b, struct lw_mem_cache *c)
+{
+    if (b->data != NULL && b->cap == c->size) {
+        lw_mem_cache_put(c, b->data);
+        lw_buf_init(b);
+        return;
+    }
+    lw_buf_dispose(b);
+}
+
 char *lw_buf_reserve(struct lw_buf *b, size_t n)
 {
     if (b->off == b->len) {

@@ -27,6 +27,13 @@ static inline void lw_buf_init(struct lw_buf *b)
 /* Free the memory; the buffer is empty and usable again afterwards. */
 void lw_buf_dispose(struct lw_buf *b);
 
+struct lw_mem_cache;
+/* An empty buffer without memory takes a block of the cache's size from it: appends that fit
+ * the block then allocate nothing. Otherwise nothing happens. */
+void lw_buf_reserve_cached(struct lw_buf *b, struct lw_mem_cache *c);
+/* lw_buf_dispose that gives a block of the cache's size back to it (moved) instead of freeing. */
+void lw_buf_dispose_cached(struct lw_buf *b, struct lw_mem_cache *c);
+
 /* Bytes waiting to be read. */
 static inline size_t lw_buf_size(const struct lw_buf *b)
 {

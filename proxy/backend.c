@@ -26,7 +26,7 @@
 #include "proxy/sock.h"
 #include "proxy/worker.h"
 
-#define READ_CHUNK 16384
+#define READ_CHUNK LW_WORKER_READ_BUF
 #define MAX_RESPONSE_HEADERS 128
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
@@ -144,7 +144,7 @@ void lw_bconn_close(struct lw_bconn *bc)
     event_del(bc->timer);
     close(bc->fd);
     bc->fd = -1;
-    lw_buf_dispose(&bc->rbuf);
+    lw_buf_dispose_cached(&bc->rbuf, &bc->worker->read_bufs);
     lw_list_remove(&bc->link);
     if (bc->req != NULL) {
         bc->req->bconn = NULL;
@@ -177,7 +177,7 @@ static void finish_exchange(struct lw_bconn *bc)
         lw_bconn_close(bc);
         return;
     }
-    lw_buf_release(&bc->rbuf);
+    lw_buf_dispose_cached(&bc->rbuf, &bc->worker->read_bufs); /* empty: reusable says so */
     lw_list_remove(&bc->link);
     bc->state = LW_BCONN_IDLE;
     bc->read_paused = false;
@@ -493,6 +493,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     }
     /* Bounded: the head limit, or the frontend's buffer, stop us from reading without end. */
     for (int rounds = 0; rounds < 4 && bc->req != NULL && !bc->read_paused; rounds++) {
+        lw_buf_reserve_cached(&bc->rbuf, &bc->worker->read_bufs);
         char *dst = lw_buf_reserve(&bc->rbuf, READ_CHUNK);
         ssize_t r = recv(fd, dst, READ_CHUNK, 0);
         if (r < 0) {

@@ -28,7 +28,8 @@
 
 struct lw_request *lw_request_new(struct lw_conn *conn, const struct lw_request_front_ops *ops)
 {
-    struct lw_request *req = lw_calloc(1, sizeof(*req));
+    struct lw_request *req = lw_mem_cache_get(&conn->worker->request_mem);
+    memset(req, 0, sizeof(*req));
     req->worker = conn->worker;
     req->conn = conn;
     req->ops = ops;
@@ -62,11 +63,12 @@ static void release_body(struct lw_request *req);
 static void request_free(struct lw_reap *r)
 {
     struct lw_request *req = LW_CONTAINER_OF(r, struct lw_request, reap);
-    lw_buf_dispose(&req->bhead);
+    struct lw_worker *w = req->worker;
+    lw_buf_dispose_cached(&req->bhead, &w->small_bufs);
     lw_buf_dispose(&req->bbody);
-    lw_buf_dispose(&req->resp_body);
+    lw_buf_dispose_cached(&req->resp_body, &w->small_bufs);
     lw_arena_dispose(&req->arena);
-    free(req);
+    lw_mem_cache_put(&w->request_mem, req);
 }
 
 static void maybe_free(struct lw_request *req)
@@ -257,6 +259,7 @@ static enum forward forward_kind(const struct lw_hdr *h)
 static void build_head(struct lw_request *req)
 {
     struct lw_buf *b = &req->bhead;
+    lw_buf_reserve_cached(b, &req->worker->small_bufs);
     lw_buf_append(b, req->method, req->method_len);
     lw_buf_append(b, " ", 1);
     lw_buf_append(b, req->path, req->path_len);
@@ -726,6 +729,7 @@ bool lw_request_on_backend_body(struct lw_request *req, const char *data, size_t
     if (req->conn == NULL) {
         return true;
     }
+    lw_buf_reserve_cached(&req->resp_body, &req->worker->small_bufs);
     lw_buf_append(&req->resp_body, data, len);
     req->ops->on_response_body(req);
     return lw_buf_size(&req->resp_body) < req->worker->config->limits.max_buffered_bytes;
