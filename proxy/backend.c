@@ -39,10 +39,26 @@ static const struct lw_config_backend *cfg_of(const struct lw_bconn *bc)
     return bc->member->upstream->cfg;
 }
 
+/* The timeout of the connection's current state runs out ms from now. Moving it later only
+ * records the new deadline: the timer, set for the earlier one, sets itself again for the
+ * rest when it fires. Every read and every exchange moves it, and re-adding a libevent timer
+ * each time cost more than the rest of the connection's event handling. */
 static void arm_timer(struct lw_bconn *bc, uint32_t ms)
 {
+    uint64_t deadline = lw_time_mono_us() + (uint64_t)ms * 1000u;
+    bc->deadline_us = deadline;
+    if (bc->timer_fires_us != 0 && bc->timer_fires_us <= deadline) {
+        return;
+    }
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     event_add(bc->timer, &tv);
+    bc->timer_fires_us = deadline;
+}
+
+static void stop_timer(struct lw_bconn *bc)
+{
+    event_del(bc->timer);
+    bc->timer_fires_us = 0;
 }
 
 static struct lw_bconn *bconn_new(struct lw_member *m, int fd)
@@ -89,7 +105,9 @@ static void start_exchange(struct lw_bconn *bc, struct lw_request *req)
     bc->keep_alive = false;
     req->upstream_start_us = lw_time_mono_us();
     bc->state = LW_BCONN_ACTIVE;
-    event_add(bc->rev, NULL);
+    if (!bc->reused) {
+        event_add(bc->rev, NULL); /* a reused connection's has been pending since it went idle */
+    }
     arm_timer(bc, cfg_of(bc)->response_timeout_ms);
     on_write(bc->fd, EV_WRITE, bc);
 }
@@ -117,7 +135,6 @@ void lw_bconn_attach(struct lw_bconn *bc, struct lw_request *req)
     LW_BUG_ON(bc->state != LW_BCONN_IDLE);
     lw_list_remove(&bc->link);
     lw_list_push_back(&bc->member->busy, &bc->link);
-    event_del(bc->timer);
     bc->reused = true;
     start_exchange(bc, req);
 }
@@ -141,7 +158,7 @@ void lw_bconn_close(struct lw_bconn *bc)
     bc->state = LW_BCONN_CLOSED;
     event_del(bc->rev);
     event_del(bc->wev);
-    event_del(bc->timer);
+    stop_timer(bc);
     close(bc->fd);
     bc->fd = -1;
     lw_buf_dispose_cached(&bc->rbuf, &bc->worker->read_bufs);
@@ -180,8 +197,10 @@ static void finish_exchange(struct lw_bconn *bc)
     lw_buf_dispose_cached(&bc->rbuf, &bc->worker->read_bufs); /* empty: reusable says so */
     lw_list_remove(&bc->link);
     bc->state = LW_BCONN_IDLE;
-    bc->read_paused = false;
-    event_add(bc->rev, NULL); /* notice the backend closing an idle connection */
+    if (bc->read_paused) {
+        bc->read_paused = false;
+        event_add(bc->rev, NULL); /* notice the backend closing an idle connection */
+    }
     arm_timer(bc, cfg_of(bc)->idle_timeout_ms);
     lw_upstream_release(bc, true);
 }
@@ -287,6 +306,19 @@ void lw_bconn_resume_read(struct lw_bconn *bc)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct lw_bconn *bc = arg;
+    bc->timer_fires_us = 0;
+    if (bc->state == LW_BCONN_CLOSED) {
+        return;
+    }
+    uint64_t now_us = lw_time_mono_us();
+    if (now_us < bc->deadline_us) {
+        /* Set for an earlier deadline that has since moved: wait for the rest. */
+        uint64_t left_us = bc->deadline_us - now_us;
+        struct timeval tv = {(time_t)(left_us / 1000000u), (suseconds_t)(left_us % 1000000u)};
+        event_add(bc->timer, &tv);
+        bc->timer_fires_us = bc->deadline_us;
+        return;
+    }
     switch (bc->state) {
     case LW_BCONN_CLOSED:
         return;
