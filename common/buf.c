@@ -69,7 +69,7 @@ char *lw_buf_reserve(struct lw_buf *b, size_t n)
     return b->data + b->len;
 }
 
-void lw_buf_append(struct lw_buf *b, const void *p, size_t n)
+void lw_buf_append_slow(struct lw_buf *b, const void *p, size_t n)
 {
     if (n == 0) {
         return;

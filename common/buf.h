@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct lw_buf {
     char *data;
@@ -55,8 +56,11 @@ static inline void lw_buf_commit(struct lw_buf *b, size_t n)
     b->len += n;
 }
 
-/* Copy n bytes in at the tail. */
-void lw_buf_append(struct lw_buf *b, const void *p, size_t n);
+/* Copy n bytes in at the tail. Inline for when they fit: heads are built from many short
+ * pieces. */
+static inline void lw_buf_append(struct lw_buf *b, const void *p, size_t n);
+/* lw_buf_append when the bytes may not fit. */
+void lw_buf_append_slow(struct lw_buf *b, const void *p, size_t n);
 /* Write v in decimal to dst, which has room for 20 bytes (no NUL); returns the length.
  * What request paths use instead of printf-style formatting, which costs far more. */
 size_t lw_buf_format_u64(char *dst, uint64_t v);
@@ -70,5 +74,15 @@ void lw_buf_consume(struct lw_buf *b, size_t n);
 
 /* Give the memory back if the buffer is empty (idle connections keep nothing). */
 void lw_buf_release(struct lw_buf *b);
+
+static inline void lw_buf_append(struct lw_buf *b, const void *p, size_t n)
+{
+    if (n != 0 && n <= b->cap - b->len) {
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+        return;
+    }
+    lw_buf_append_slow(b, p, n);
+}
 
 #endif
