@@ -352,6 +352,22 @@ static const char *bad_field_byte(unsigned char c)
     return "invalid character in header value";
 }
 
+/*
+ * Are the 8 bytes at p all field-value bytes other than HTAB, that is none below 0x20 and none
+ * 0x7f? Eight at a time, as most of a head's bytes are values: the word tricks below are exact
+ * for the whole word (which byte tripped them may be wrong, but the byte loop that follows a
+ * false answer finds that out, and accepts a HTAB).
+ */
+static inline bool plain_value_bytes8(const char *p)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    uint64_t w, del;
+
+    memcpy(&w, p, sizeof(w));
+    del = w ^ (ones * 0x7f);
+    return (((w - ones * 0x20) & ~w) | ((del - ones) & ~del)) & highs ? false : true;
+}
+
 /* One field line [s, e): name ":" OWS value OWS (RFC 9112 5). */
 static int parse_field_line(const char *s, const char *e, struct lw_http1_header *h, const char **why)
 {
@@ -381,6 +397,12 @@ static int parse_field_line(const char *s, const char *e, struct lw_http1_header
         p++;
     }
     v = p;
+    while (e - p >= 8 && plain_value_bytes8(p)) {
+        p += 8;
+    }
+    if (e - p < 8 && e - v >= 8 && plain_value_bytes8(e - 8)) {
+        p = e; /* the last word overlaps the one before: no byte-by-byte tail */
+    }
     for (; p < e; p++) {
         if (!has_class((unsigned char)*p, LW_HTTP1_CT_VALUE)) {
             *why = bad_field_byte((unsigned char)*p);
