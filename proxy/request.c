@@ -160,12 +160,15 @@ static bool name_is(const struct lw_hdr *h, const char *lower)
 /* The options of a message's Connection headers: the fields they name are hop-by-hop too
  * (RFC 9110 section 7.6.1). Gathered once per message, so that each field is compared with a
  * few tokens, length first, instead of every list being parsed again for every field. */
+struct conn_option {
+    const char *s;
+    size_t len;
+};
+
 struct conn_options {
     size_t n, cap;
-    struct conn_option {
-        const char *s;
-        size_t len;
-    } *v, inline_v[8];
+    struct conn_option *v;
+    struct conn_option inline_v[8];
 };
 
 static void conn_options_init(struct conn_options *o)
@@ -257,9 +260,10 @@ static enum forward forward_kind(const struct lw_hdr *h)
     case 4:
         return memcmp(n, "host", 4) == 0 ? FORWARD_DROP : FORWARD_COPY;
     case 6:
-        return memcmp(n, "cookie", 6) == 0   ? FORWARD_COOKIE
-               : memcmp(n, "expect", 6) == 0 ? FORWARD_DROP
-                                             : FORWARD_COPY;
+        if (memcmp(n, "cookie", 6) == 0) {
+            return FORWARD_COOKIE;
+        }
+        return memcmp(n, "expect", 6) == 0 ? FORWARD_DROP : FORWARD_COPY;
     case 14:
         if (memcmp(n, "content-length", 14) == 0) {
             return FORWARD_DROP;

@@ -540,7 +540,7 @@ static void test_value_bytes_at_every_position(void)
     static const struct {
         unsigned char c;
         bool ok;
-    } kinds[] = {{'\t', true}, {0x80, true}, {0xff, true}, {' ', true}, {'~', true},     {0x01, false},
+    } kinds[] = {{'\t', true},  {0x80, true},  {0xff, true},  {' ', true},   {'~', true},  {0x01, false},
                  {0x1f, false}, {0x7f, false}, {'\r', false}, {'\n', false}, {0x00, false}};
     bool all = true;
     for (size_t k = 0; k < LW_ARRAY_LEN(kinds); k++) {
