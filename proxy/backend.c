@@ -43,9 +43,9 @@ static const struct lw_config_backend *cfg_of(const struct lw_bconn *bc)
  * records the new deadline: the timer, set for the earlier one, sets itself again for the
  * rest when it fires. Every read and every exchange moves it, and re-adding a libevent timer
  * each time cost more than the rest of the connection's event handling. */
-static void arm_timer(struct lw_bconn *bc, uint32_t ms)
+static void arm_timer(struct lw_bconn *bc, uint32_t ms, uint64_t now_us)
 {
-    uint64_t deadline = lw_time_mono_us() + (uint64_t)ms * 1000u;
+    uint64_t deadline = now_us + (uint64_t)ms * 1000u;
     bc->deadline_us = deadline;
     if (bc->timer_fires_us != 0 && bc->timer_fires_us <= deadline) {
         return;
@@ -103,12 +103,13 @@ static void start_exchange(struct lw_bconn *bc, struct lw_request *req)
     bc->got_bytes = false;
     bc->read_paused = false;
     bc->keep_alive = false;
-    req->upstream_start_us = lw_time_mono_us();
+    uint64_t now_us = lw_time_mono_us();
+    req->upstream_start_us = now_us;
     bc->state = LW_BCONN_ACTIVE;
     if (!bc->reused) {
         event_add(bc->rev, NULL); /* a reused connection's has been pending since it went idle */
     }
-    arm_timer(bc, cfg_of(bc)->response_timeout_ms);
+    arm_timer(bc, cfg_of(bc)->response_timeout_ms, now_us);
     on_write(bc->fd, EV_WRITE, bc);
 }
 
@@ -126,7 +127,7 @@ struct lw_bconn *lw_bconn_connect(struct lw_member *m, struct lw_request *req)
     req->member = m;
     copy_name(req->member_name, sizeof(req->member_name), m->name);
     event_add(bc->wev, NULL);
-    arm_timer(bc, cfg_of(bc)->connect_timeout_ms);
+    arm_timer(bc, cfg_of(bc)->connect_timeout_ms, lw_time_mono_us());
     return bc;
 }
 
@@ -201,7 +202,7 @@ static void finish_exchange(struct lw_bconn *bc)
         bc->read_paused = false;
         event_add(bc->rev, NULL); /* notice the backend closing an idle connection */
     }
-    arm_timer(bc, cfg_of(bc)->idle_timeout_ms);
+    arm_timer(bc, cfg_of(bc)->idle_timeout_ms, bc->read_cb_us); /* only reached from on_read */
     lw_upstream_release(bc, true);
 }
 
@@ -340,7 +341,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
                 fail(bc, 504, "client stopped reading the response", false);
                 return;
             }
-            arm_timer(bc, cfg_of(bc)->response_timeout_ms);
+            arm_timer(bc, cfg_of(bc)->response_timeout_ms, now);
             return;
         }
         if (bc->req != NULL && !bc->req->body_end_queued) {
@@ -395,7 +396,7 @@ static void process_input(struct lw_bconn *bc)
             bc->remaining = res.content_length;
             bc->keep_alive = res.keep_alive;
             lw_http1_chunked_init(&bc->chunked);
-            req->upstream_head_us = lw_time_mono_us();
+            req->upstream_head_us = bc->read_cb_us;
             lw_request_on_backend_head(req, res.status, hdrs, res.num_headers, res.body == LW_HTTP1_BODY_LENGTH,
                                        res.content_length);
             lw_buf_consume(&bc->rbuf, (size_t)n);
@@ -517,6 +518,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     if (bc->state != LW_BCONN_ACTIVE || bc->read_paused) {
         return;
     }
+    /* One clock read serves the callback: the timeouts it moves and the head's arrival. */
+    bc->read_cb_us = lw_time_mono_us();
     if (lw_buf_size(&bc->rbuf) > 0) {
         process_input(bc); /* left over from before a pause */
         if (bc->state != LW_BCONN_ACTIVE || bc->read_paused) {
@@ -544,7 +547,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         }
         lw_buf_commit(&bc->rbuf, (size_t)r);
         bc->got_bytes = true;
-        arm_timer(bc, cfg_of(bc)->response_timeout_ms);
+        arm_timer(bc, cfg_of(bc)->response_timeout_ms, bc->read_cb_us);
         process_input(bc);
         if (bc->state != LW_BCONN_ACTIVE) {
             return;
