@@ -15,6 +15,25 @@ void lw_buf_dispose(struct lw_buf *b)
     lw_buf_init(b);
 }
 
+void lw_buf_reserve_cached(struct lw_buf *b, struct lw_mem_cache *c)
+{
+    if (b->data == NULL) {
+        b->data = lw_mem_cache_get(c);
+        b->cap = c->size;
+        b->off = b->len = 0;
+    }
+}
+
+void lw_buf_dispose_cached(struct lw_buf *b, struct lw_mem_cache *c)
+{
+    if (b->data != NULL && b->cap == c->size) {
+        lw_mem_cache_put(c, b->data);
+        lw_buf_init(b);
+        return;
+    }
+    lw_buf_dispose(b);
+}
+
 char *lw_buf_reserve(struct lw_buf *b, size_t n)
 {
     if (b->off == b->len) {
@@ -96,13 +115,31 @@ bool lw_buf_prepend(struct lw_buf *b, const void *p, size_t n)
     return true;
 }
 
-void lw_buf_append(struct lw_buf *b, const void *p, size_t n)
+void lw_buf_append_slow(struct lw_buf *b, const void *p, size_t n)
 {
     if (n == 0) {
         return;
     }
     memcpy(lw_buf_reserve(b, n), p, n);
     b->len += n;
+}
+
+size_t lw_buf_format_u64(char *dst, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[sizeof(tmp) - ++n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    memcpy(dst, tmp + sizeof(tmp) - n, n);
+    return n;
+}
+
+void lw_buf_append_u64(struct lw_buf *b, uint64_t v)
+{
+    char tmp[20];
+    lw_buf_append(b, tmp, lw_buf_format_u64(tmp, v));
 }
 
 void lw_buf_appendf(struct lw_buf *b, const char *fmt, ...)

@@ -9,6 +9,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 struct lw_buf {
     char *data;
@@ -25,6 +27,13 @@ static inline void lw_buf_init(struct lw_buf *b)
 
 /* Free the memory; the buffer is empty and usable again afterwards. */
 void lw_buf_dispose(struct lw_buf *b);
+
+struct lw_mem_cache;
+/* An empty buffer without memory takes a block of the cache's size from it: appends that fit
+ * the block then allocate nothing. Otherwise nothing happens. */
+void lw_buf_reserve_cached(struct lw_buf *b, struct lw_mem_cache *c);
+/* lw_buf_dispose that gives a block of the cache's size back to it (moved) instead of freeing. */
+void lw_buf_dispose_cached(struct lw_buf *b, struct lw_mem_cache *c);
 
 /* Bytes waiting to be read. */
 static inline size_t lw_buf_size(const struct lw_buf *b)
@@ -55,8 +64,16 @@ char *lw_buf_reserve_headroom(struct lw_buf *b, size_t n, size_t headroom);
  * (the buffer unchanged) when fewer than n bytes lie before the head. */
 bool lw_buf_prepend(struct lw_buf *b, const void *p, size_t n);
 
-/* Copy n bytes in at the tail. */
-void lw_buf_append(struct lw_buf *b, const void *p, size_t n);
+/* Copy n bytes in at the tail. Inline for when they fit: heads are built from many short
+ * pieces. */
+static inline void lw_buf_append(struct lw_buf *b, const void *p, size_t n);
+/* lw_buf_append when the bytes may not fit. */
+void lw_buf_append_slow(struct lw_buf *b, const void *p, size_t n);
+/* Write v in decimal to dst, which has room for 20 bytes (no NUL); returns the length.
+ * What request paths use instead of printf-style formatting, which costs far more. */
+size_t lw_buf_format_u64(char *dst, uint64_t v);
+/* Append v in decimal. */
+void lw_buf_append_u64(struct lw_buf *b, uint64_t v);
 /* printf-style append. */
 void lw_buf_appendf(struct lw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -65,5 +82,15 @@ void lw_buf_consume(struct lw_buf *b, size_t n);
 
 /* Give the memory back if the buffer is empty (idle connections keep nothing). */
 void lw_buf_release(struct lw_buf *b);
+
+static inline void lw_buf_append(struct lw_buf *b, const void *p, size_t n)
+{
+    if (n != 0 && n <= b->cap - b->len) {
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+        return;
+    }
+    lw_buf_append_slow(b, p, n);
+}
 
 #endif

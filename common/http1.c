@@ -81,22 +81,7 @@ bool lw_http1_is_tchar(unsigned char c)
     return has_class(c, LW_HTTP1_CT_TCHAR);
 }
 
-bool lw_http1_name_eq(const char *name, size_t len, const char *lower)
-{
-    size_t i;
-    for (i = 0; i < len; i++) {
-        if (lower[i] == '\0' || to_lower((unsigned char)name[i]) != (unsigned char)lower[i]) {
-            return false;
-        }
-    }
-    return lower[i] == '\0';
-}
-
-/*
- * Step over one element of a comma-separated list (RFC 9110 5.6.1) at *p: [*elem, +*elem_len)
- * is the element with OWS trimmed, possibly empty. *p becomes NULL after the last element.
- */
-static bool next_element(const char **p, const char *end, const char **elem, size_t *elem_len)
+bool lw_http1_next_element(const char **p, const char *end, const char **elem, size_t *elem_len)
 {
     const char *s = *p;
     const char *comma;
@@ -128,7 +113,7 @@ bool lw_http1_has_token(const char *value, size_t len, const char *lower_token)
     if (len == 0) {
         return false;
     }
-    while (next_element(&p, value + len, &elem, &elem_len)) {
+    while (lw_http1_next_element(&p, value + len, &elem, &elem_len)) {
         if (lw_http1_name_eq(elem, elem_len, lower_token)) {
             return true;
         }
@@ -140,17 +125,26 @@ bool lw_http1_is_hop_by_hop(const char *name, size_t len)
 {
     /* "Trailer" is end to end in RFC 9110, but trailers are decoded and dropped here, so a
      * forwarded Trailer header would announce fields that never come. "Trailers" is the
-     * RFC 2616 spelling that some stacks still send. */
-    static const char *const names[] = {
-        "connection", "keep-alive",     "proxy-connection", "te",       "transfer-encoding",
-        "upgrade",    "http2-settings", "trailer",          "trailers",
-    };
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (lw_http1_name_eq(name, len, names[i])) {
-            return true;
-        }
+     * RFC 2616 spelling that some stacks still send. Sorted by length, so most names are
+     * ruled out without looking at a byte. */
+    switch (len) {
+    case 2:
+        return lw_http1_name_eq(name, len, "te");
+    case 7:
+        return lw_http1_name_eq(name, len, "upgrade") || lw_http1_name_eq(name, len, "trailer");
+    case 8:
+        return lw_http1_name_eq(name, len, "trailers");
+    case 10:
+        return lw_http1_name_eq(name, len, "connection") || lw_http1_name_eq(name, len, "keep-alive");
+    case 14:
+        return lw_http1_name_eq(name, len, "http2-settings");
+    case 16:
+        return lw_http1_name_eq(name, len, "proxy-connection");
+    case 17:
+        return lw_http1_name_eq(name, len, "transfer-encoding");
+    default:
+        return false;
     }
-    return false;
 }
 
 /*
@@ -218,7 +212,7 @@ static const char *apply_content_length(struct head_fields *f, const char *v, si
     size_t elem_len;
     uint64_t n;
 
-    while (next_element(&p, v + len, &elem, &elem_len)) {
+    while (lw_http1_next_element(&p, v + len, &elem, &elem_len)) {
         if (!parse_length(elem, elem_len, &n)) {
             return "invalid Content-Length";
         }
@@ -240,7 +234,7 @@ static const char *apply_transfer_encoding(struct head_fields *f, const char *v,
     bool any = false;
 
     f->has_transfer_encoding = true;
-    while (next_element(&p, v + len, &elem, &elem_len)) {
+    while (lw_http1_next_element(&p, v + len, &elem, &elem_len)) {
         size_t tok = 0;
         bool chunked;
 
@@ -288,6 +282,20 @@ static const char *apply_host(struct head_fields *f, const char *v, size_t len)
     return NULL;
 }
 
+/* The Connection options that matter here, each list element looked at once. */
+static void apply_connection(struct head_fields *f, const char *v, size_t len)
+{
+    const char *p = v;
+    const char *elem;
+    size_t elem_len;
+
+    while (lw_http1_next_element(&p, v + len, &elem, &elem_len)) {
+        f->conn_close |= lw_http1_name_eq(elem, elem_len, "close");
+        f->conn_keep_alive |= lw_http1_name_eq(elem, elem_len, "keep-alive");
+        f->conn_upgrade |= lw_http1_name_eq(elem, elem_len, "upgrade");
+    }
+}
+
 /* Note what a field means for framing and the connection; most fields mean nothing here. */
 static const char *apply_field(struct head_fields *f, const struct lw_http1_header *h, bool is_request)
 {
@@ -313,9 +321,7 @@ static const char *apply_field(struct head_fields *f, const struct lw_http1_head
         break;
     case 10:
         if (lw_http1_name_eq(n, 10, "connection")) {
-            f->conn_close |= lw_http1_has_token(v, len, "close");
-            f->conn_keep_alive |= lw_http1_has_token(v, len, "keep-alive");
-            f->conn_upgrade |= lw_http1_has_token(v, len, "upgrade");
+            apply_connection(f, v, len);
         }
         break;
     case 14:
@@ -346,13 +352,29 @@ static const char *bad_field_byte(unsigned char c)
     return "invalid character in header value";
 }
 
+/*
+ * Are the 8 bytes at p all field-value bytes other than HTAB, that is none below 0x20 and none
+ * 0x7f? Eight at a time, as most of a head's bytes are values: the word tricks below are exact
+ * for the whole word (which byte tripped them may be wrong, but the byte loop that follows a
+ * false answer finds that out, and accepts a HTAB).
+ */
+static inline bool plain_value_bytes8(const char *p)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    uint64_t w, del;
+
+    memcpy(&w, p, sizeof(w));
+    del = w ^ (ones * 0x7f);
+    return (((w - ones * 0x20) & ~w) | ((del - ones) & ~del)) & highs ? false : true;
+}
+
 /* One field line [s, e): name ":" OWS value OWS (RFC 9112 5). */
 static int parse_field_line(const char *s, const char *e, struct lw_http1_header *h, const char **why)
 {
     const char *p = s;
     const char *v;
 
-    while (p < e && lw_http1_is_tchar((unsigned char)*p)) {
+    while (p < e && has_class((unsigned char)*p, LW_HTTP1_CT_TCHAR)) {
         p++;
     }
     if (p == e) {
@@ -375,6 +397,12 @@ static int parse_field_line(const char *s, const char *e, struct lw_http1_header
         p++;
     }
     v = p;
+    while (e - p >= 8 && plain_value_bytes8(p)) {
+        p += 8;
+    }
+    if (e - p < 8 && e - v >= 8 && plain_value_bytes8(e - 8)) {
+        p = e; /* the last word overlaps the one before: no byte-by-byte tail */
+    }
     for (; p < e; p++) {
         if (!has_class((unsigned char)*p, LW_HTTP1_CT_VALUE)) {
             *why = bad_field_byte((unsigned char)*p);

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 /* Largest Content-Length accepted (2^62): room for arithmetic on it without overflow. */
@@ -117,8 +118,16 @@ ssize_t lw_http1_chunked_decode(struct lw_http1_chunked *c, const char *buf, siz
 /* The last chunk and the trailer section have been consumed. */
 bool lw_http1_chunked_is_done(const struct lw_http1_chunked *c);
 
-/* Case-insensitive comparison of a header name (or any token) with a lowercase literal. */
-bool lw_http1_name_eq(const char *name, size_t len, const char *lower);
+/* Case-insensitive comparison of a header name (or any token) with a lowercase literal.
+ * Inline, so that the literal's length is known at compile time and compared first. */
+static inline bool lw_http1_name_eq(const char *name, size_t len, const char *lower);
+
+/*
+ * Step over one element of a comma-separated list (RFC 9110 5.6.1): *p starts at the value,
+ * end is its end. Returns false when no element is left; otherwise [*elem, +*elem_len) is the
+ * element with OWS trimmed, possibly empty, and *p moves past it (NULL after the last one).
+ */
+bool lw_http1_next_element(const char **p, const char *end, const char **elem, size_t *elem_len);
 
 /* Does a comma-separated header value (e.g. Connection) contain token, case-insensitively? */
 bool lw_http1_has_token(const char *value, size_t len, const char *lower_token);
@@ -131,5 +140,22 @@ bool lw_http1_is_hop_by_hop(const char *name, size_t len);
 
 /* Is c a tchar (RFC 9110 section 5.6.2)? */
 bool lw_http1_is_tchar(unsigned char c);
+
+static inline bool lw_http1_name_eq(const char *name, size_t len, const char *lower)
+{
+    if (strlen(lower) != len) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c >= 'A' && c <= 'Z') {
+            c = (unsigned char)(c + ('a' - 'A'));
+        }
+        if (c != (unsigned char)lower[i]) {
+            return false;
+        }
+    }
+    return true;
+}
 
 #endif

@@ -53,6 +53,53 @@ char *lw_strdup(const char *s)
     return lw_strndup(s, strlen(s));
 }
 
+void lw_mem_cache_init(struct lw_mem_cache *c, size_t size, size_t max)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    max = 0;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    max = 0;
+#endif
+#endif
+    c->size = size < sizeof(void *) ? sizeof(void *) : size;
+    c->max = max;
+    c->_n = 0;
+    c->_free = NULL;
+}
+
+void *lw_mem_cache_get(struct lw_mem_cache *c)
+{
+    void *p = c->_free;
+    if (p == NULL) {
+        return lw_malloc(c->size);
+    }
+    memcpy(&c->_free, p, sizeof(void *));
+    c->_n--;
+    return p;
+}
+
+void lw_mem_cache_put(struct lw_mem_cache *c, void *p)
+{
+    if (c->_n >= c->max) {
+        free(p);
+        return;
+    }
+    memcpy(p, &c->_free, sizeof(void *));
+    c->_free = p;
+    c->_n++;
+}
+
+void lw_mem_cache_dispose(struct lw_mem_cache *c)
+{
+    while (c->_free != NULL) {
+        void *p = c->_free;
+        memcpy(&c->_free, p, sizeof(void *));
+        free(p);
+    }
+    c->_n = 0;
+}
+
 void lw_bug(const char *file, int line, const char *what)
 {
     lw_log_error("BUG at %s:%d: %s", file, line, what);

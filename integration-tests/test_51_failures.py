@@ -141,3 +141,25 @@ def test_retry_when_origin_closed_keepalive_connection(lowat, backend, close_del
         h.send(request_bytes("GET", f"/name?i={i}", "localhost"))
         r = h.read_response()
         assert (r.status, bytes(r.body)) == (200, b"app"), i
+
+
+@pytest.mark.parametrize("idle,response", [("1s", "5s"), ("2s", "1s")])
+def test_h2_h1_idle_backend_connection_closed_after_idle_timeout(lowat, backend, idle, response):
+    """An idle keep-alive connection is closed idle_timeout after its last exchange, whether
+    the response timeout before it was longer or shorter than that."""
+    b = backend()
+    lw = lowat(b, workers=1, backend_opts={"idle_timeout": idle, "response_timeout": response})
+    c = H2Client(lw.tls_port)
+    for _ in range(3):
+        assert c.get("/name").status == 200
+    idle_s = float(idle.rstrip("s"))
+    done = time.monotonic()
+    assert b.accepted == 1
+    time.sleep(idle_s / 2)
+    assert b.snapshot()["open"] == 1, "closed long before its idle timeout"
+    assert b.wait_for(lambda: b.open == 0, timeout=idle_s + 3), "still open well past its idle timeout"
+    elapsed = time.monotonic() - done
+    assert idle_s * 0.8 < elapsed < idle_s + 2, f"closed {elapsed:.2f}s after the last exchange with idle {idle}"
+    # A new request after that opens a new connection and works.
+    assert c.get("/name").status == 200
+    assert b.accepted == 2

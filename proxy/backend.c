@@ -26,7 +26,7 @@
 #include "proxy/sock.h"
 #include "proxy/worker.h"
 
-#define READ_CHUNK 16384
+#define READ_CHUNK LW_WORKER_READ_BUF
 #define MAX_RESPONSE_HEADERS 128
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
@@ -49,10 +49,26 @@ static const struct lw_config_backend *cfg_of(const struct lw_bconn *bc)
     return bc->member->upstream->cfg;
 }
 
-static void arm_timer(struct lw_bconn *bc, uint32_t ms)
+/* The timeout of the connection's current state runs out ms from now. Moving it later only
+ * records the new deadline: the timer, set for the earlier one, sets itself again for the
+ * rest when it fires. Every read and every exchange moves it, and re-adding a libevent timer
+ * each time cost more than the rest of the connection's event handling. */
+static void arm_timer(struct lw_bconn *bc, uint32_t ms, uint64_t now_us)
 {
+    uint64_t deadline = now_us + (uint64_t)ms * 1000u;
+    bc->deadline_us = deadline;
+    if (bc->timer_fires_us != 0 && bc->timer_fires_us <= deadline) {
+        return;
+    }
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     event_add(bc->timer, &tv);
+    bc->timer_fires_us = deadline;
+}
+
+static void stop_timer(struct lw_bconn *bc)
+{
+    event_del(bc->timer);
+    bc->timer_fires_us = 0;
 }
 
 static struct lw_bconn *bconn_new(struct lw_member *m, int fd)
@@ -79,20 +95,31 @@ static void bconn_free(struct lw_reap *r)
     free(bc);
 }
 
+/* Bounded copy of a member's name into a request, for its access log line. */
+static void copy_name(char *dst, size_t cap, const char *name)
+{
+    size_t n = strnlen(name, cap - 1);
+    memcpy(dst, name, n);
+    dst[n] = '\0';
+}
+
 static void start_exchange(struct lw_bconn *bc, struct lw_request *req)
 {
     bc->req = req;
     req->bconn = bc;
     req->member = bc->member;
-    snprintf(req->member_name, sizeof(req->member_name), "%s", bc->member->name);
+    copy_name(req->member_name, sizeof(req->member_name), bc->member->name);
     bc->head_done = false;
     bc->got_bytes = false;
     bc->read_paused = false;
     bc->keep_alive = false;
-    req->upstream_start_us = lw_time_mono_us();
+    uint64_t now_us = lw_time_mono_us();
+    req->upstream_start_us = now_us;
     bc->state = LW_BCONN_ACTIVE;
-    event_add(bc->rev, NULL);
-    arm_timer(bc, cfg_of(bc)->response_timeout_ms);
+    if (!bc->reused) {
+        event_add(bc->rev, NULL); /* a reused connection's has been pending since it went idle */
+    }
+    arm_timer(bc, cfg_of(bc)->response_timeout_ms, now_us);
     on_write(bc->fd, EV_WRITE, bc);
 }
 
@@ -108,9 +135,9 @@ struct lw_bconn *lw_bconn_connect(struct lw_member *m, struct lw_request *req)
     bc->req = req;
     req->bconn = bc;
     req->member = m;
-    snprintf(req->member_name, sizeof(req->member_name), "%s", m->name);
+    copy_name(req->member_name, sizeof(req->member_name), m->name);
     event_add(bc->wev, NULL);
-    arm_timer(bc, cfg_of(bc)->connect_timeout_ms);
+    arm_timer(bc, cfg_of(bc)->connect_timeout_ms, lw_time_mono_us());
     return bc;
 }
 
@@ -119,7 +146,6 @@ void lw_bconn_attach(struct lw_bconn *bc, struct lw_request *req)
     LW_BUG_ON(bc->state != LW_BCONN_IDLE);
     lw_list_remove(&bc->link);
     lw_list_push_back(&bc->member->busy, &bc->link);
-    event_del(bc->timer);
     bc->reused = true;
     start_exchange(bc, req);
 }
@@ -143,10 +169,10 @@ void lw_bconn_close(struct lw_bconn *bc)
     bc->state = LW_BCONN_CLOSED;
     event_del(bc->rev);
     event_del(bc->wev);
-    event_del(bc->timer);
+    stop_timer(bc);
     close(bc->fd);
     bc->fd = -1;
-    lw_buf_dispose(&bc->rbuf);
+    lw_buf_dispose_cached(&bc->rbuf, &bc->worker->read_bufs);
     lw_list_remove(&bc->link);
     if (bc->req != NULL) {
         bc->req->bconn = NULL;
@@ -179,12 +205,14 @@ static void finish_exchange(struct lw_bconn *bc)
         lw_bconn_close(bc);
         return;
     }
-    lw_buf_release(&bc->rbuf);
+    lw_buf_dispose_cached(&bc->rbuf, &bc->worker->read_bufs); /* empty: reusable says so */
     lw_list_remove(&bc->link);
     bc->state = LW_BCONN_IDLE;
-    bc->read_paused = false;
-    event_add(bc->rev, NULL); /* notice the backend closing an idle connection */
-    arm_timer(bc, cfg_of(bc)->idle_timeout_ms);
+    if (bc->read_paused) {
+        bc->read_paused = false;
+        event_add(bc->rev, NULL); /* notice the backend closing an idle connection */
+    }
+    arm_timer(bc, cfg_of(bc)->idle_timeout_ms, bc->read_cb_us); /* only reached from on_read */
     lw_upstream_release(bc, true);
 }
 
@@ -289,6 +317,19 @@ void lw_bconn_resume_read(struct lw_bconn *bc)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct lw_bconn *bc = arg;
+    bc->timer_fires_us = 0;
+    if (bc->state == LW_BCONN_CLOSED) {
+        return;
+    }
+    uint64_t now_us = lw_time_mono_us();
+    if (now_us < bc->deadline_us) {
+        /* Set for an earlier deadline that has since moved: wait for the rest. */
+        uint64_t left_us = bc->deadline_us - now_us;
+        struct timeval tv = {(time_t)(left_us / 1000000u), (suseconds_t)(left_us % 1000000u)};
+        event_add(bc->timer, &tv);
+        bc->timer_fires_us = bc->deadline_us;
+        return;
+    }
     switch (bc->state) {
     case LW_BCONN_CLOSED:
         return;
@@ -310,7 +351,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
                 fail(bc, 504, "client stopped reading the response", false);
                 return;
             }
-            arm_timer(bc, cfg_of(bc)->response_timeout_ms);
+            arm_timer(bc, cfg_of(bc)->response_timeout_ms, now);
             return;
         }
         if (bc->req != NULL && !bc->req->body_end_queued) {
@@ -365,7 +406,7 @@ static void process_input(struct lw_bconn *bc)
             bc->remaining = res.content_length;
             bc->keep_alive = res.keep_alive;
             lw_http1_chunked_init(&bc->chunked);
-            req->upstream_head_us = lw_time_mono_us();
+            req->upstream_head_us = bc->read_cb_us;
             lw_request_on_backend_head(req, res.status, hdrs, res.num_headers, res.body == LW_HTTP1_BODY_LENGTH,
                                        res.content_length);
             lw_buf_consume(&bc->rbuf, (size_t)n);
@@ -524,6 +565,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         event_del(bc->rev); /* level-triggered: it would fire again at once (see pause_read) */
         return;
     }
+    /* One clock read serves the callback: the timeouts it moves and the head's arrival. */
+    bc->read_cb_us = lw_time_mono_us();
     if (lw_buf_size(&bc->rbuf) > 0) {
         process_input(bc); /* left over from before a pause */
         if (bc->state != LW_BCONN_ACTIVE || bc->read_paused) {
@@ -537,6 +580,9 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         if (direct != NULL && room == 0) {
             pause_read(bc);
             break;
+        }
+        if (direct == NULL) {
+            lw_buf_reserve_cached(&bc->rbuf, &bc->worker->read_bufs);
         }
         size_t ask = direct != NULL ? room : READ_CHUNK;
         char *dst = direct != NULL ? direct : lw_buf_reserve(&bc->rbuf, READ_CHUNK);
@@ -556,7 +602,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             return;
         }
         bc->got_bytes = true;
-        arm_timer(bc, cfg_of(bc)->response_timeout_ms);
+        arm_timer(bc, cfg_of(bc)->response_timeout_ms, bc->read_cb_us);
         if (direct != NULL) {
             on_body_read(bc, (size_t)r);
         } else {

@@ -34,6 +34,9 @@ struct lw_bconn {
     int fd;
     enum lw_bconn_state state;
     struct event *rev, *wev, *timer;
+    uint64_t deadline_us;    /* when the current timeout runs out */
+    uint64_t timer_fires_us; /* when the timer is set to fire; 0: not set */
+    uint64_t read_cb_us;     /* the clock when the current read callback started */
     struct lw_list link; /* in the member's idle list, or its busy list */
     struct lw_request *req;
     struct lw_buf rbuf;

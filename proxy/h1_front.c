@@ -120,7 +120,12 @@ static void h1_on_response_head(struct lw_request *req)
     if (!h->body_read && h->state == H1_BODY) {
         h->keep_alive = false;
     }
-    lw_buf_appendf(&head, "HTTP/1.%d %d %s\r\n", h->minor, req->status, lw_request_status_text(req->status));
+    const char *text = lw_request_status_text(req->status);
+    lw_buf_append(&head, h->minor >= 1 ? "HTTP/1.1 " : "HTTP/1.0 ", 9);
+    lw_buf_append_u64(&head, (uint64_t)req->status);
+    lw_buf_append(&head, " ", 1);
+    lw_buf_append(&head, text, strlen(text));
+    lw_buf_append(&head, "\r\n", 2);
     /* Reason phrases are optional and informational (RFC 9112 section 4); ours are standard. */
     for (size_t i = 0; i < req->num_rheaders; i++) {
         const struct lw_hdr *hd = &req->rheaders[i];
@@ -130,7 +135,9 @@ static void h1_on_response_head(struct lw_request *req)
         lw_buf_append(&head, "\r\n", 2);
     }
     if (req->resp_has_length) {
-        lw_buf_appendf(&head, "Content-Length: %llu\r\n", (unsigned long long)req->resp_length);
+        lw_buf_append(&head, "Content-Length: ", 16);
+        lw_buf_append_u64(&head, req->resp_length);
+        lw_buf_append(&head, "\r\n", 2);
     } else if (h->resp_chunked) {
         lw_buf_append(&head, "Transfer-Encoding: chunked\r\n", 28);
     }
@@ -168,7 +175,7 @@ static void h1_on_error(struct lw_request *req, int status)
     lw_buf_dispose(&req->resp_body);
     lw_buf_appendf(&req->resp_body, "%d %s\n", status, lw_request_status_text(status));
     req->status = status;
-    req->rheaders = lw_malloc(sizeof(*req->rheaders));
+    req->rheaders = lw_arena_alloc(&req->arena, sizeof(*req->rheaders));
     req->rheaders[0] = ctype;
     req->num_rheaders = 1;
     req->resp_has_length = true;

@@ -87,6 +87,14 @@ static struct h2_stream_state *st(struct lw_request *req)
     return (struct h2_stream_state *)req->front_state;
 }
 
+/* Per-stream state lives in the request's arena, freed with it. */
+static struct h2_stream_state *stream_state_new(struct lw_request *req)
+{
+    struct h2_stream_state *s = lw_arena_alloc(&req->arena, sizeof(*s));
+    memset(s, 0, sizeof(*s));
+    return s;
+}
+
 static struct lw_h2_front *front_of(struct lw_request *req)
 {
     return req->conn->h2;
@@ -161,14 +169,24 @@ static int on_send_data_frame(nghttp2_session *session, nghttp2_frame *frame, co
     return h->budgeted && h->produce_left < PRODUCE_MIN ? NGHTTP2_ERR_PAUSE : 0;
 }
 
+/* The three digits of a status code (100..999: the backend parser and our own replies
+ * guarantee the range), as :status carries them. */
+static void status_digits(char out[3], int status)
+{
+    out[0] = (char)('0' + status / 100);
+    out[1] = (char)('0' + status / 10 % 10);
+    out[2] = (char)('0' + status % 10);
+}
+
 static void submit_response(struct lw_request *req, int status, const struct lw_hdr *extra, size_t num_extra,
                             bool has_length, uint64_t length)
 {
     struct lw_h2_front *h = front_of(req);
     size_t n = 0;
-    nghttp2_nv *nva = lw_malloc((num_extra + 3) * sizeof(*nva));
-    char status_str[4], len_str[24];
-    snprintf(status_str, sizeof(status_str), "%d", status);
+    nghttp2_nv stack_nva[32];
+    nghttp2_nv *nva = num_extra + 3 <= LW_ARRAY_LEN(stack_nva) ? stack_nva : lw_malloc((num_extra + 3) * sizeof(*nva));
+    char status_str[3], len_str[20];
+    status_digits(status_str, status);
     nva[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status_str, 7, 3, NGHTTP2_NV_FLAG_NONE};
     for (size_t i = 0; i < num_extra; i++) {
         nva[n++] = (nghttp2_nv){(uint8_t *)extra[i].name, (uint8_t *)extra[i].value, extra[i].name_len,
@@ -179,8 +197,8 @@ static void submit_response(struct lw_request *req, int status, const struct lw_
         nva[n++] = (nghttp2_nv){(uint8_t *)"x-http2-push", (uint8_t *)"1", 12, 1, NGHTTP2_NV_FLAG_NONE};
     }
     if (has_length) {
-        int l = snprintf(len_str, sizeof(len_str), "%llu", (unsigned long long)length);
-        nva[n++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)len_str, 14, (size_t)l, NGHTTP2_NV_FLAG_NONE};
+        size_t l = lw_buf_format_u64(len_str, length);
+        nva[n++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)len_str, 14, l, NGHTTP2_NV_FLAG_NONE};
     }
     bool no_body = req->is_head || status == 204 || status == 304 ||
                    (req->resp_done && lw_buf_size(&req->resp_body) == 0 && has_length && length == 0);
@@ -194,7 +212,9 @@ static void submit_response(struct lw_request *req, int status, const struct lw_
     } else {
         prioritize_by_type(req, extra, num_extra);
     }
-    free(nva);
+    if (nva != stack_nva) {
+        free(nva);
+    }
     lw_conn_want_flush(req->conn);
 }
 
@@ -225,7 +245,7 @@ static bool copied_to_push(const struct lw_hdr *hd)
 static void promise(struct lw_h2_front *h, struct lw_request *parent, const struct lw_push_candidate *cand)
 {
     struct lw_request *req = lw_request_new(h->conn, &h2_ops);
-    req->front_state = lw_calloc(1, sizeof(struct h2_stream_state));
+    req->front_state = stream_state_new(req);
     req->proto = "h2";
     req->is_push = true;
     req->method = "GET";
@@ -257,7 +277,6 @@ static void promise(struct lw_h2_front *h, struct lw_request *parent, const stru
     free(nva);
     if (id < 0) {
         lw_log_debug("%s: push of %s refused: %s", h->conn->peer_str, cand->path, nghttp2_strerror(id));
-        free(req->front_state);
         req->front_state = NULL;
         lw_request_front_done(req, true);
         return;
@@ -429,8 +448,8 @@ static void h2_on_interim(struct lw_request *req, int status)
         lw_metrics_add(&lw_request_arm_metrics(req)->hints_forwarded, 1);
     }
     nghttp2_nv *nva = lw_malloc((num_extra + 1) * sizeof(*nva));
-    char s[4];
-    snprintf(s, sizeof(s), "%d", status);
+    char s[3];
+    status_digits(s, status);
     nva[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)s, 7, 3, NGHTTP2_NV_FLAG_NONE};
     for (size_t i = 0; i < num_extra; i++) {
         nva[i + 1] = (nghttp2_nv){(uint8_t *)extra[i].name, (uint8_t *)extra[i].value, extra[i].name_len,
@@ -466,7 +485,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
         return 0;
     }
     struct lw_request *req = lw_request_new(h->conn, &h2_ops);
-    req->front_state = lw_calloc(1, sizeof(struct h2_stream_state));
+    req->front_state = stream_state_new(req);
     req->stream_id = frame->hd.stream_id;
     req->proto = "h2";
     lw_list_push_back(&h->requests, &req->link);
@@ -638,7 +657,6 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
     if (!complete && error_code != NGHTTP2_NO_ERROR) {
         lw_log_debug("%s: stream %d closed: %s", h->conn->peer_str, stream_id, nghttp2_http2_strerror(error_code));
     }
-    free(req->front_state);
     req->front_state = NULL;
     lw_request_front_done(req, !complete);
     if (h->num_open == 0) {
@@ -915,11 +933,10 @@ struct lw_h2_front *lw_h2_front_new_upgrade(struct lw_conn *c, const char *setti
         return NULL;
     }
     struct lw_h2_front *h = front_new(c);
-    req->front_state = lw_calloc(1, sizeof(struct h2_stream_state));
+    req->front_state = stream_state_new(req);
     int rv = nghttp2_session_upgrade2(h->session, payload, (size_t)n, req->is_head, req);
     if (rv != 0) {
         lw_log_info("%s: h2c upgrade refused: %s", c->peer_str, nghttp2_strerror(rv));
-        free(req->front_state);
         req->front_state = NULL;
         nghttp2_session_del(h->session);
         free(h);
@@ -1023,7 +1040,6 @@ void lw_h2_front_free(struct lw_h2_front *h)
 {
     while (!lw_list_is_empty(&h->requests)) {
         struct lw_request *req = LW_LIST_ENTRY(h->requests.next, struct lw_request, link);
-        free(req->front_state);
         req->front_state = NULL;
         lw_request_front_done(req, true);
     }

@@ -23,6 +23,7 @@
 #include "proxy/listener.h"
 #include "proxy/pool.h"
 #include "proxy/push.h"
+#include "proxy/request.h"
 
 static void on_reap(evutil_socket_t fd, short what, void *arg)
 {
@@ -97,6 +98,10 @@ int lw_worker_init(struct lw_worker *w, int id, const struct lw_proxy *proxy)
     w->config = lw_config_ref(proxy->config);
     lw_list_init(&w->conns);
     lw_list_init(&w->reaped);
+    /* Enough for the exchanges of a busy moment; about 1 MB at most stays kept. */
+    lw_mem_cache_init(&w->request_mem, sizeof(struct lw_request), 128);
+    lw_mem_cache_init(&w->small_bufs, LW_WORKER_SMALL_BUF, 256);
+    lw_mem_cache_init(&w->read_bufs, LW_WORKER_READ_BUF, 32);
     w->base = event_base_new();
     if (w->base == NULL) {
         lw_log_error("worker %d: cannot create an event loop", id);
@@ -206,5 +211,8 @@ void lw_worker_join_and_dispose(struct lw_worker *w)
         event_base_loop(w->base, EVLOOP_NONBLOCK);
         event_base_free(w->base);
     }
+    lw_mem_cache_dispose(&w->request_mem);
+    lw_mem_cache_dispose(&w->small_bufs);
+    lw_mem_cache_dispose(&w->read_bufs);
     lw_config_unref(w->config);
 }

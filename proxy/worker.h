@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "common/list.h"
+#include "common/mem.h"
 #include "config/config.h"
 #include "proxy/metrics.h"
 
@@ -69,6 +70,10 @@ struct lw_worker {
     struct lw_list conns;   /* frontend connections */
     size_t num_conns;
     struct lw_list reaped;  /* objects closed in a callback, freed at a safe point */
+    /* Memory every exchange takes and gives back, kept for the next one. */
+    struct lw_mem_cache request_mem; /* struct lw_request */
+    struct lw_mem_cache small_bufs;  /* LW_WORKER_SMALL_BUF: request heads, small bodies */
+    struct lw_mem_cache read_bufs;   /* LW_WORKER_READ_BUF: backend read buffers */
     struct event *reap_ev;
     struct event *stop_ev;  /* readable when the main thread asks for a stop */
     int stop_fd;            /* an eventfd: the one cross-thread hand-off */
@@ -77,6 +82,9 @@ struct lw_worker {
 };
 
 /* Create the worker's loop and everything it owns; 0 or LW_EIO (logged). */
+#define LW_WORKER_SMALL_BUF 1024
+#define LW_WORKER_READ_BUF 16384
+
 int lw_worker_init(struct lw_worker *w, int id, const struct lw_proxy *proxy);
 /* Start the thread running the loop until the worker has drained. */
 int lw_worker_start(struct lw_worker *w);

@@ -63,6 +63,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < res.num_headers; i++) {
         check(res.headers[i].name_len > 0 && inside(buf, head, res.headers[i].name, res.headers[i].name_len));
         check(inside(buf, head, res.headers[i].value, res.headers[i].value_len));
+        for (size_t k = 0; k < res.headers[i].name_len; k++) {
+            check(lw_http1_is_tchar((unsigned char)res.headers[i].name[k]));
+        }
+        /* Field-value bytes only (RFC 9110 5.5), wherever they fall in the value. */
+        for (size_t k = 0; k < res.headers[i].value_len; k++) {
+            unsigned char c = (unsigned char)res.headers[i].value[k];
+            check(c == '\t' || (c >= 0x20 && c != 0x7f));
+        }
     }
     if (is_head || res.status < 200 || res.status == 204 || res.status == 304) {
         check(res.body == LW_HTTP1_BODY_NONE);

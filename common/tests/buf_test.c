@@ -3,6 +3,7 @@
 #include "common/buf.h"
 
 #include <string.h>
+#include "common/mem.h"
 
 #include "common/tests/tap.h"
 
@@ -51,5 +52,38 @@ int main(void)
     TAP_OK(b.off == 16 && lw_buf_size(&b) == 3 && memcmp(lw_buf_head(&b), "yyy", 3) == 0,
            "sliding down keeps the headroom and the bytes");
     lw_buf_dispose(&b);
+    lw_buf_append_u64(&b, 0);
+    lw_buf_append(&b, " ", 1);
+    lw_buf_append_u64(&b, 100);
+    lw_buf_append(&b, " ", 1);
+    lw_buf_append_u64(&b, UINT64_MAX);
+    TAP_EQ_MEM(lw_buf_head(&b), lw_buf_size(&b), "0 100 18446744073709551615", "append_u64 writes decimal");
+    lw_buf_dispose(&b);
+
+    struct lw_mem_cache cache;
+    lw_mem_cache_init(&cache, 64, 2);
+    lw_buf_reserve_cached(&b, &cache);
+    TAP_OK(b.data != NULL && b.cap == 64 && lw_buf_size(&b) == 0, "reserve_cached gives an empty buffer a block");
+    char *block = b.data;
+    lw_buf_append(&b, "abc", 3);
+    lw_buf_reserve_cached(&b, &cache);
+    TAP_EQ_MEM(lw_buf_head(&b), lw_buf_size(&b), "abc", "reserve_cached leaves a buffer with memory alone");
+    lw_buf_dispose_cached(&b, &cache);
+    TAP_OK(b.data == NULL && b.cap == 0, "dispose_cached empties the buffer");
+    lw_buf_reserve_cached(&b, &cache);
+    /* Sanitizer builds keep no blocks, so the same block comes back only in others. */
+    TAP_OK(cache.max == 0 || b.data == block, "a block given back is taken again");
+    for (int i = 0; i < 100; i++) {
+        lw_buf_append(&b, "0123456789", 10);
+    }
+    TAP_EQ_INT(lw_buf_size(&b), 1000, "a cached block grows like any other");
+    lw_buf_dispose_cached(&b, &cache);
+    void *blocks[3] = {lw_mem_cache_get(&cache), lw_mem_cache_get(&cache), lw_mem_cache_get(&cache)};
+    for (int i = 0; i < 3; i++) {
+        lw_mem_cache_put(&cache, blocks[i]);
+    }
+    TAP_OK(cache._n <= 2, "the cache keeps at most max blocks");
+    lw_mem_cache_dispose(&cache);
+    TAP_OK(cache._n == 0 && cache._free == NULL, "dispose frees every kept block");
     return tap_done();
 }

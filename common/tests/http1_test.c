@@ -533,6 +533,43 @@ static void test_helpers(void)
            "tchar");
 }
 
+/* Every byte of a long value is checked, wherever it falls among the 8-byte words the value
+ * scan reads at once: each kind of byte at each position of a 40-byte value. */
+static void test_value_bytes_at_every_position(void)
+{
+    static const struct {
+        unsigned char c;
+        bool ok;
+    } kinds[] = {{'\t', true},  {0x80, true},  {0xff, true},  {' ', true},   {'~', true},  {0x01, false},
+                 {0x1f, false}, {0x7f, false}, {'\r', false}, {'\n', false}, {0x00, false}};
+    bool all = true;
+    for (size_t k = 0; k < LW_ARRAY_LEN(kinds); k++) {
+        for (size_t pos = 1; pos < 39; pos++) {
+            char buf[128];
+            char value[40];
+            memset(value, 'v', sizeof(value));
+            value[pos] = (char)kinds[k].c;
+            int n = snprintf(buf, sizeof(buf), "HTTP/1.1 200 OK\r\nX-Value: ");
+            memcpy(buf + n, value, sizeof(value));
+            n += (int)sizeof(value);
+            static const char tail[] = "\r\nContent-Length: 0\r\n\r\n";
+            memcpy(buf + n, tail, sizeof(tail) - 1);
+            n += (int)sizeof(tail) - 1;
+            struct lw_http1_response res;
+            const char *why = NULL;
+            ssize_t rc = lw_http1_parse_response(buf, (size_t)n, false, &res, hdrs, LW_ARRAY_LEN(hdrs), 8192, &why);
+            bool ok = kinds[k].ok ? rc == n && res.num_headers == 2 && hdrs[0].value_len == sizeof(value) &&
+                                        memcmp(hdrs[0].value, value, sizeof(value)) == 0
+                                  : rc < 0;
+            if (!ok) {
+                printf("# byte 0x%02x at %zu: rc %zd (%s)\n", kinds[k].c, pos, rc, why ? why : "-");
+                all = false;
+            }
+        }
+    }
+    TAP_OK(all, "value bytes are judged alike at every position of a long value");
+}
+
 int main(void)
 {
     test_simple_requests();
@@ -548,5 +585,6 @@ int main(void)
     test_chunked_splits();
     test_chunked_rejections();
     test_helpers();
+    test_value_bytes_at_every_position();
     return tap_done();
 }
