@@ -322,6 +322,7 @@ class Backend:
         client_close = any("close" in v.lower() for v in lower.get("connection", []))
         keep = self._respond(conn, reader, rec, method)
         with self.cond:
+            rec["responded"] = True
             self.responses += 1
             self.cond.notify_all()
         return keep and not client_close

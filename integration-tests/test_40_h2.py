@@ -143,15 +143,20 @@ def test_h2_h1_many_sequential_streams_one_connection(lowat, backend):
         assert [s.status for s in c.wait_streams(sids)] == [200] * 10
 
 
-def _script_behind_long_response(lw, js_headers=()):
+def _script_behind_long_response(lw, b, js_headers=()):
     """A 1 MB response fills the connection's flow-control window (the client gives none back),
-    then a 1,000-byte script is asked for and the client opens the window by exactly 1,000
-    bytes. Returns (the script's stream, the long one's)."""
+    then a 1,000-byte script is asked for and, once the origin has sent all of it, the client
+    opens the window by exactly 1,000 bytes. Returns (client, the script's stream, the long
+    one's)."""
     c = H2Client(lw.tls_port, auto_ack=False, settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1 << 24})
     big = c.request("GET", "/bytes/1000000")
     c.wait_for(lambda: c.streams[big].body_len == 65535, what="the connection window full of the long response")
     js = c.request("GET", "/bytes/1000?type=application/javascript", headers=js_headers)
     c.wait_for(lambda: c.streams[js].status is not None, what="the script's response headers")
+    # The script's body must be with lowat before the window opens, or there is nothing to
+    # prefer it by.
+    assert b.wait_for(lambda: any(r["path"].startswith("/bytes/1000?") and r.get("responded") for r in b.requests)), \
+        "the origin did not finish the script"
     c.conn.increment_flow_control_window(1000)
     c.flush()
     c.wait_for(lambda: c.streams[js].body_len + c.streams[big].body_len >= 65535 + 1000,
@@ -163,8 +168,9 @@ def _script_behind_long_response(lw, js_headers=()):
 def test_h2_unsignalled_script_goes_ahead_of_a_long_response(lowat, backend):
     """Without a priority signal from the client, a script (or stylesheet) response takes
     precedence over the default-urgency streams it shares the connection with, and is sent whole."""
-    lw = lowat(backend())
-    c, js, big = _script_behind_long_response(lw)
+    b = backend()
+    lw = lowat(b)
+    c, js, big = _script_behind_long_response(lw, b)
     assert (js.body_len, js.ended, big.body_len) == (1000, True, 65535), (js, big)
     c.close()
 
@@ -172,7 +178,8 @@ def test_h2_unsignalled_script_goes_ahead_of_a_long_response(lowat, backend):
 def test_h2_client_priority_signal_wins_over_the_content_type(lowat, backend):
     """A client that says how urgent its request is gets what it said (RFC 9218): a script it
     marks u=6 waits behind the default-urgency long response."""
-    lw = lowat(backend())
-    c, js, big = _script_behind_long_response(lw, js_headers=[("priority", "u=6")])
+    b = backend()
+    lw = lowat(b)
+    c, js, big = _script_behind_long_response(lw, b, js_headers=[("priority", "u=6")])
     assert (js.body_len, js.ended, big.body_len) == (0, False, 65535 + 1000), (js, big)
     c.close()

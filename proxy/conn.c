@@ -404,7 +404,9 @@ static void flush(struct lw_conn *c)
     if (c->closing || (c->proto == LW_CONN_PROTO_H2 && lw_h2_front_is_done(c->h2))) {
         linger(c);
     }
-}static void on_flush_ev(evutil_socket_t fd, short what, void *arg)
+}
+
+static void on_flush_ev(evutil_socket_t fd, short what, void *arg)
 {
     flush(arg);
 }

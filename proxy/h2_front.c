@@ -980,7 +980,8 @@ static void release_idle(struct lw_h2_front *h)
 size_t lw_h2_front_produce(struct lw_h2_front *h, size_t budget)
 {
     size_t total = 0;
-    h->frame_max = budget == SIZE_MAX ? SIZE_MAX : LW_MAX(h->conn->record_size, (size_t)PRODUCE_MIN);
+    /* While writing for responsiveness (LOWAT set), frames of one record; see on_read_length. */
+    h->frame_max = h->conn->lowat_set ? LW_MAX(h->conn->record_size, (size_t)PRODUCE_MIN) : SIZE_MAX;
     h->budgeted = budget != SIZE_MAX;
     while (total < budget && (!h->budgeted || budget - total >= PRODUCE_MIN || total == 0)) {
         h->produce_left = budget - total;
