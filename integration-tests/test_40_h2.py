@@ -5,6 +5,7 @@ with flow control."""
 import hashlib
 import json
 import os
+import struct
 import time
 
 import h2.settings
@@ -143,7 +144,13 @@ def test_h2_h1_many_sequential_streams_one_connection(lowat, backend):
         assert [s.status for s in c.wait_streams(sids)] == [200] * 10
 
 
-def _script_behind_long_response(lw, b, js_headers=()):
+def _send_priority_update(c, sid, value):
+    """A raw RFC 9218 PRIORITY_UPDATE frame (type 0x10, on stream 0) for stream sid."""
+    payload = struct.pack(">I", sid) + value.encode()
+    c.sock.sendall(struct.pack(">I", len(payload))[1:] + bytes([0x10, 0]) + struct.pack(">I", 0) + payload)
+
+
+def _script_behind_long_response(lw, b, js_headers=(), priority_update=None):
     """A 1 MB response fills the connection's flow-control window (the client gives none back),
     then a 1,000-byte script is asked for and, once the origin has sent all of it, the client
     opens the window by exactly 1,000 bytes. Returns (client, the script's stream, the long
@@ -152,6 +159,8 @@ def _script_behind_long_response(lw, b, js_headers=()):
     big = c.request("GET", "/bytes/1000000")
     c.wait_for(lambda: c.streams[big].body_len == 65535, what="the connection window full of the long response")
     js = c.request("GET", "/bytes/1000?type=application/javascript", headers=js_headers)
+    if priority_update is not None:
+        _send_priority_update(c, js, priority_update)
     c.wait_for(lambda: c.streams[js].status is not None, what="the script's response headers")
     # The script's body must be with lowat before the window opens, or there is nothing to
     # prefer it by.
@@ -181,5 +190,14 @@ def test_h2_client_priority_signal_wins_over_the_content_type(lowat, backend):
     b = backend()
     lw = lowat(b)
     c, js, big = _script_behind_long_response(lw, b, js_headers=[("priority", "u=6")])
+    assert (js.body_len, js.ended, big.body_len) == (0, False, 65535 + 1000), (js, big)
+    c.close()
+
+
+def test_h2_client_priority_update_wins_over_the_content_type(lowat, backend):
+    """The same with the signal in a PRIORITY_UPDATE frame sent after the request."""
+    b = backend()
+    lw = lowat(b)
+    c, js, big = _script_behind_long_response(lw, b, priority_update="u=6")
     assert (js.body_len, js.ended, big.body_len) == (0, False, 65535 + 1000), (js, big)
     c.close()

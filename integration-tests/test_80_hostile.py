@@ -5,6 +5,7 @@ reach the origin, and leave lowat healthy."""
 
 import json
 import socket
+import threading
 import time
 
 import pytest
@@ -433,3 +434,81 @@ def test_h2_h1_early_answer_releases_the_upload_window(lowat, backend):
     sid = c.request("POST", "/status/413", body=b"z" * (2 << 20))
     st = c.wait_stream(sid)
     assert st.status == 413
+
+
+def test_h1_h1_bytes_past_content_length_never_answer_another_request(lowat):
+    """An origin that sends more than its Content-Length said, after the body already
+    arrived in two parts: the surplus must not become the response to the next request
+    queued for that connection (another client's), and the connection is not reused."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    srv.settimeout(0.2)
+    seen = []
+    threads = []
+    stop = threading.Event()
+
+    def serve_one(c, idx):
+        c.settimeout(5)
+        buf = b""
+        try:
+            while not stop.is_set():
+                while b"\r\n\r\n" not in buf:
+                    d = c.recv(4096)
+                    if not d:
+                        return
+                    buf += d
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                seen.append((idx, head.split(b"\r\n")[0].decode()))
+                if head.startswith(b"GET /a "):
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")
+                    time.sleep(0.3)
+                    c.sendall(b"world" + b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nSECRET")
+                else:
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nFRESH")
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def accept_loop():
+        idx = 0
+        while not stop.is_set():
+            try:
+                c, _ = srv.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            idx += 1
+            t = threading.Thread(target=serve_one, args=(c, idx), daemon=True)
+            t.start()
+            threads.append(t)
+
+    acceptor = threading.Thread(target=accept_loop, daemon=True)
+    acceptor.start()
+    try:
+        lw = lowat(f"127.0.0.1:{srv.getsockname()[1]}", workers=1, tls=False,
+                   backend_opts={"max_connections": 1})
+        results = {}
+
+        def get(name, delay):
+            time.sleep(delay)
+            req = request_bytes("GET", "/" + name, "localhost", headers=[("Connection", "close")])
+            results[name] = raw_exchange(lw.clear_port, req, timeout=5)
+
+        ta = threading.Thread(target=get, args=("a", 0))
+        tb = threading.Thread(target=get, args=("b", 0.1))  # waits for the one connection
+        ta.start()
+        tb.start()
+        ta.join(10)
+        tb.join(10)
+        assert b"SECRET" not in results["b"], results
+        assert results["b"].startswith(b"HTTP/1.1 200") and results["b"].endswith(b"FRESH"), results
+        assert results["a"].endswith(b"helloworld"), results
+        assert [s for s in seen if s[1].startswith("GET /b ")][0][0] == 2, seen  # a new connection
+        assert lw.wait_log(r"sent more than its Content-Length"), lw.stderr_text()
+    finally:
+        stop.set()
+        srv.close()
+        acceptor.join(5)

@@ -489,6 +489,18 @@ static void on_body_read(struct lw_bconn *bc, size_t n)
         return;
     }
     if (bc->body == LW_HTTP1_BODY_LENGTH && bc->remaining == 0) {
+        /* A direct read stops at the body's end, so what the backend sent beyond it is still in
+         * the socket, where finish_exchange does not look: a connection with bytes no request
+         * asked for must not serve the next one (they would become its response). */
+        char extra;
+        ssize_t r = recv(bc->fd, &extra, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (r != -1 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+            if (r > 0) {
+                lw_log_warn("backend %s: sent more than its Content-Length; not reusing the connection",
+                            bc->member->name);
+            }
+            bc->keep_alive = false;
+        }
         finish_exchange(bc);
         return;
     }

@@ -9,6 +9,7 @@
 #include "proxy/h2_front.h"
 
 #include <nghttp2/nghttp2.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,10 +123,10 @@ static ssize_t on_send_data(nghttp2_session *session, int32_t stream_id, uint8_t
     return (ssize_t)n;
 }
 
-/* A stream the client sent no priority signal for: a stylesheet or script response goes
- * ahead of the default-urgency streams it shares the connection with (as its push would),
- * whole rather than in turns, since a browser can use it only whole. A PRIORITY_UPDATE
- * from the client still wins. */
+/* A stream the client sent no priority signal for (no priority header, no PRIORITY_UPDATE
+ * so far): a stylesheet or script response goes ahead of the default-urgency streams it
+ * shares the connection with (as its push would), whole rather than in turns, since a
+ * browser can use it only whole. A later PRIORITY_UPDATE from the client still wins. */
 static void prioritize_by_type(struct lw_request *req, const struct lw_hdr *extra, size_t num_extra)
 {
     if (req->is_push || st(req)->has_priority) {
@@ -586,6 +587,16 @@ static void start_request(struct lw_h2_front *h, struct lw_request *req, bool en
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
     struct lw_h2_front *h = user_data;
+    if (frame->hd.type == NGHTTP2_PRIORITY_UPDATE) {
+        /* nghttp2 has applied it (RFC 9218); the stream is now signalled, and our defaults
+         * for unsignalled streams must leave it alone. */
+        const nghttp2_ext_priority_update *pu = frame->ext.payload;
+        struct lw_request *target = nghttp2_session_get_stream_user_data(session, pu->stream_id);
+        if (target != NULL && target->front_state != NULL) {
+            st(target)->has_priority = true;
+        }
+        return 0;
+    }
     struct lw_request *req = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
     if (req == NULL) {
         return 0;
@@ -751,12 +762,15 @@ static int on_error(nghttp2_session *session, int lib_error_code, const char *ms
 
 static size_t page_size(void)
 {
-    static size_t size;
-    if (size == 0) {
-        long v = sysconf(_SC_PAGESIZE);
-        size = v > 0 ? (size_t)v : 4096;
+    /* Workers race to fill it in, all with the same value: atomic, so that is no data race. */
+    static _Atomic size_t size;
+    size_t v = atomic_load_explicit(&size, memory_order_relaxed);
+    if (v == 0) {
+        long p = sysconf(_SC_PAGESIZE);
+        v = p > 0 ? (size_t)p : 4096;
+        atomic_store_explicit(&size, v, memory_order_relaxed);
     }
-    return size;
+    return v;
 }
 
 static void *page_aligned(size_t len)
@@ -859,6 +873,9 @@ static struct lw_h2_front *front_new(struct lw_conn *c)
     nghttp2_option_new(&opt);
     /* Window updates follow what the backend has taken, not what we have received. */
     nghttp2_option_set_no_auto_window_update(opt, 1);
+    /* Clients reprioritize streams with PRIORITY_UPDATE frames (RFC 9218): nghttp2 applies
+     * them only when asked to take them in. */
+    nghttp2_option_set_builtin_recv_extension_type(opt, NGHTTP2_PRIORITY_UPDATE);
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
     nghttp2_mem mem = {.mem_user_data = h,
                        .malloc = on_mem_malloc,
