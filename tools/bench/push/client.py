@@ -31,28 +31,20 @@ Prints one JSON object per line: {"warmup": bool, ...}, or {"error": "..."}.
 """
 
 import argparse
-import json
+import os
 import re
-import socket
-import ssl
 import sys
 import time
 import urllib.parse
 
-import h2.config
-import h2.connection
 import h2.events
-import h2.settings
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from h2sample import add_common_args, close, connect, h2_connection, now_ms, run_samples  # noqa: E402
 
 RECV_SIZE = 65536
-INITIAL_WINDOW = 1 << 24
-CONNECTION_WINDOW = 1 << 30
 CSS_RE = re.compile(rb'<link[^>]*rel="stylesheet"[^>]*href="([^"]+)"')
 JS_RE = re.compile(rb'<script[^>]*src="([^"]+)"')
-
-
-def now_ms():
-    return time.monotonic() * 1000.0
 
 
 def preload_paths(values, base_authority):
@@ -81,25 +73,10 @@ def preload_paths(values, base_authority):
 
 def one_sample(args, ctx):
     rec = {}
-    t0 = now_ms()
-    raw = socket.create_connection((args.host, args.port), timeout=args.timeout)
-    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock = ctx.wrap_socket(raw, server_hostname=args.sni)
-    rec["handshake"] = now_ms() - t0
-    if sock.selected_alpn_protocol() != "h2":
-        sock.close()
-        raise RuntimeError(f"ALPN gave {sock.selected_alpn_protocol()!r}, not h2")
+    sock, t0, _, t2 = connect(args, ctx)
+    rec["handshake"] = t2 - t0
     deadline = time.monotonic() + args.timeout
-
-    cfg = h2.config.H2Configuration(client_side=True, header_encoding=None, validate_inbound_headers=False)
-    conn = h2.connection.H2Connection(config=cfg)
-    conn.local_settings = h2.settings.Settings(client=True, initial_values={
-        h2.settings.SettingCodes.ENABLE_PUSH: 0 if args.no_push else 1,
-        h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: INITIAL_WINDOW,
-        h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100,
-    })
-    conn.initiate_connection()
-    conn.increment_flow_control_window(CONNECTION_WINDOW - 65535)
+    conn = h2_connection(enable_push=not args.no_push)
     authority = f"{args.sni}:{args.port}"
 
     streams = {}  # stream id -> {"path", "how", "end", "status", "body"}
@@ -208,46 +185,17 @@ def one_sample(args, ctx):
     rec["pushes"] = pushes
     rec["body_bytes"] = body_bytes
     rec["requests"] = [(s["path"], s["how"]) for sid, s in sorted(streams.items()) if sid % 2 == 1]
-    try:
-        conn.close_connection()
-        sock.sendall(conn.data_to_send())
-        sock.close()
-    except OSError:
-        pass
+    close(conn, sock)
     return rec
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--host", required=True)
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--sni", default="localhost")
+    add_common_args(ap, timeout_s=20.0)
     ap.add_argument("--path", default="/")
     ap.add_argument("--act-on-hints", action="store_true", help="request a 103's preload links at once")
     ap.add_argument("--no-push", action="store_true", help="SETTINGS_ENABLE_PUSH=0")
-    ap.add_argument("--samples", type=int, default=10)
-    ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--pause", type=float, default=0.2, help="seconds between samples")
-    ap.add_argument("--timeout", type=float, default=20.0, help="per sample, seconds")
-    args = ap.parse_args()
-
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    ctx.set_alpn_protocols(["h2"])
-    failures = 0
-    for i in range(args.warmup + args.samples):
-        try:
-            rec = one_sample(args, ctx)
-        except Exception as e:  # noqa: BLE001 - one failed sample is reported, not fatal
-            rec = {"error": f"{type(e).__name__}: {e}"}
-            failures += 1
-        rec["warmup"] = i < args.warmup
-        print(json.dumps(rec), flush=True)
-        if failures > 3:
-            return 1
-        time.sleep(args.pause)
-    return 0
+    return run_samples(ap.parse_args(), one_sample)
 
 
 if __name__ == "__main__":

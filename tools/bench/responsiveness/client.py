@@ -33,16 +33,14 @@ Prints one JSON object per line: {"warmup": bool, ...figures...}, or {"error": "
 """
 
 import argparse
-import json
-import socket
-import ssl
+import os
 import sys
 import time
 
-import h2.config
-import h2.connection
 import h2.events
-import h2.settings
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from h2sample import add_common_args, close, connect, h2_connection, now_ms, run_samples  # noqa: E402
 
 SCRIPT_TAG = b'<script src="/tiny.js">'
 HTML_STREAM = 1
@@ -51,12 +49,6 @@ FRAME_DATA = 0x0
 FLAG_END_STREAM = 0x1
 FLAG_PADDED = 0x8
 RECV_SIZE = 16384  # at most one TLS record comes out of SSL_read anyway
-INITIAL_WINDOW = 1 << 24
-CONNECTION_WINDOW = 1 << 30
-
-
-def now_ms():
-    return time.monotonic() * 1000.0
 
 
 class DataProgress:
@@ -113,30 +105,13 @@ class DataProgress:
 
 def one_sample(args, ctx):
     rec = {}
-    t0 = now_ms()
-    raw = socket.create_connection((args.host, args.port), timeout=args.timeout)
-    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    t1 = now_ms()
-    sock = ctx.wrap_socket(raw, server_hostname=args.sni)
-    t2 = now_ms()
+    sock, t0, t1, t2 = connect(args, ctx)
     rec["t_connect"] = t0
     rec["connect"] = t1 - t0
     rec["handshake"] = t2 - t1
     rec["tls"] = sock.version()
-    if sock.selected_alpn_protocol() != "h2":
-        sock.close()
-        raise RuntimeError(f"ALPN gave {sock.selected_alpn_protocol()!r}, not h2")
     deadline = time.monotonic() + args.timeout
-
-    cfg = h2.config.H2Configuration(client_side=True, header_encoding=None, validate_inbound_headers=False)
-    conn = h2.connection.H2Connection(config=cfg)
-    conn.local_settings = h2.settings.Settings(client=True, initial_values={
-        h2.settings.SettingCodes.ENABLE_PUSH: 0,
-        h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: INITIAL_WINDOW,
-        h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100,
-    })
-    conn.initiate_connection()
-    conn.increment_flow_control_window(CONNECTION_WINDOW - 65535)
+    conn = h2_connection(enable_push=False)
     authority = f"{args.sni}:{args.port}".encode()
 
     def request(sid, path, priority):
@@ -217,50 +192,22 @@ def one_sample(args, ctx):
     rec["js_before_html_end"] = ended[JS_STREAM] < ended[HTML_STREAM]
     rec["reads"] = reads
     rec["max_recv"] = max_recv
-    try:
-        conn.close_connection()
-        sock.sendall(conn.data_to_send())
-        sock.close()
-    except OSError:
-        pass
+    close(conn, sock)
     return rec
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--host", required=True)
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--sni", default="localhost")
+    add_common_args(ap, timeout_s=60.0)
     ap.add_argument("--html", default="/index.html")
     ap.add_argument("--js", default="/tiny.js")
     ap.add_argument("--html-priority", default="", help="RFC 9218 `priority` header of the HTML request (none)")
     ap.add_argument("--js-priority", default="", help="RFC 9218 `priority` header of the JS request (none)")
     ap.add_argument("--moment", default="script", help="`script` or a number of HTML body bytes")
-    ap.add_argument("--samples", type=int, default=10)
-    ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--pause", type=float, default=0.2, help="seconds between samples")
-    ap.add_argument("--timeout", type=float, default=60.0, help="per sample, seconds")
     args = ap.parse_args()
     if args.moment != "script" and not args.moment.isdigit():
         ap.error("--moment: `script` or a number of bytes")
-
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    ctx.set_alpn_protocols(["h2"])
-    failures = 0
-    for i in range(args.warmup + args.samples):
-        try:
-            rec = one_sample(args, ctx)
-        except Exception as e:  # noqa: BLE001 - one failed sample is reported, not fatal
-            rec = {"error": f"{type(e).__name__}: {e}"}
-            failures += 1
-        rec["warmup"] = i < args.warmup
-        print(json.dumps(rec), flush=True)
-        if failures > 3:
-            return 1
-        time.sleep(args.pause)
-    return 0
+    return run_samples(args, one_sample)
 
 
 if __name__ == "__main__":
