@@ -51,9 +51,11 @@ def render(template_path, dest, **values):
     return dest
 
 
-def spawn(cmd, logfile, ns=None):
-    """Start cmd (inside namespace ns: `ip netns exec` execs, so the PID is the program's)."""
-    full = (["ip", "netns", "exec", ns] if ns else []) + [str(c) for c in cmd]
+def spawn(cmd, logfile, ns=None, cpu=None):
+    """Start cmd inside namespace ns and/or pinned to CPU cpu (`ip netns exec` and `taskset`
+    exec, so the PID is the program's)."""
+    full = (["ip", "netns", "exec", ns] if ns else []) + (["taskset", "-c", str(cpu)] if cpu is not None else [])
+    full += [str(c) for c in cmd]
     out = open(logfile, "ab")
     p = subprocess.Popen(full, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                          start_new_session=True)
@@ -73,6 +75,12 @@ def stop(p, timeout_s=10.0):
             p.wait()
     if p in children:
         children.remove(p)
+
+
+def stop_all(timeout_s=5.0):
+    """Stop every program spawn() started and that is still running."""
+    for p in list(children):
+        stop(p, timeout_s)
 
 
 def listening(ns, port):

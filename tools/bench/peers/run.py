@@ -49,6 +49,9 @@ import time
 from pathlib import Path
 from string import Template
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from netlab import spawn, stop, stop_all  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent.parent
 CONF = HERE / "conf"
@@ -65,8 +68,6 @@ H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 H2_SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 H2_SETTINGS_ACK = b"\x00\x00\x00\x04\x01\x00\x00\x00\x00"
 
-_children = []  # every Popen started, stopped on exit whatever happens
-
 
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
@@ -79,34 +80,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def spawn(cmd, logfile, cpu):
-    """Starts cmd pinned to one CPU (taskset execs, so the pid is the program's own)."""
-    out = open(logfile, "ab")
-    p = subprocess.Popen(["taskset", "-c", str(cpu)] + [str(c) for c in cmd], stdout=out,
-                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    out.close()
-    _children.append(p)
-    return p
-
-
-def stop(p, timeout_s=10.0):
-    """SIGTERM, then SIGKILL after timeout_s; only ever the pid this script started."""
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-    if p in _children:
-        _children.remove(p)
-
-
-def stop_all():
-    for p in list(_children):
-        stop(p, 5.0)
 
 
 def proc_cpu_ticks(pid):
@@ -454,7 +427,7 @@ class Origin:
         self.p = None
 
     def start(self):
-        self.p = spawn(self.cmd, self.tmp / "origin-nginx.out", LOAD_CPU)
+        self.p = spawn(self.cmd, self.tmp / "origin-nginx.out", cpu=LOAD_CPU)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.p.poll() is not None:
@@ -514,7 +487,7 @@ class Proxy:
         return self.p.pid
 
     def start(self, wrapper=(), ready_timeout_s=20.0):
-        self.p = spawn(list(wrapper) + list(self.cmd), self.dir / "out.log", PROXY_CPU)
+        self.p = spawn(list(wrapper) + list(self.cmd), self.dir / "out.log", cpu=PROXY_CPU)
         deadline = time.monotonic() + ready_timeout_s
         while time.monotonic() < deadline:
             if self.p.poll() is not None:

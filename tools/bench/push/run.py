@@ -490,8 +490,7 @@ def main():
         interrupted = True
         log("interrupted")
     finally:
-        for p in list(netlab.children):
-            stop(p, 5)
+        netlab.stop_all()
         cleanup_namespaces()
     meta["minutes"] = round((time.monotonic() - t_start) / 60, 1)
 
