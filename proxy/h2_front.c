@@ -54,7 +54,6 @@ struct lw_h2_front {
     bool creating;             /* inside nghttp2_session_server_new */
     bool framebuf_dirty;       /* frames were written to it since its pages were last given back */
     uint8_t framebuf_releases; /* how often they were */
-    bool budgeted;       /* this pass has a budget (not SIZE_MAX) */
     size_t produced;     /* DATA frame bytes on_send_data_frame gave the connection in this pass */
 };
 
@@ -63,7 +62,7 @@ struct lw_h2_front {
 #define GLITCH_BURST 200.0
 #define GLITCH_PER_S 20.0
 
-/* Tiny DATA frames cost more in headers and records than they gain: a budgeted pass stops
+/* Tiny DATA frames cost more in headers and records than they gain: a pass stops
  * once less than this is left. */
 #define PRODUCE_MIN 256
 /* A DATA frame with its header is one whole TLS record (RFC 8446 section 5.1): frames and
@@ -167,7 +166,7 @@ static int on_send_data_frame(nghttp2_session *session, nghttp2_frame *frame, co
     h->produced += 9 + length;
     h->produce_left = h->produce_left > 9 + length ? h->produce_left - (9 + length) : 0;
     /* The budget is spent (see lw_h2_front_produce): nothing more in this pass. */
-    return h->budgeted && h->produce_left < PRODUCE_MIN ? NGHTTP2_ERR_PAUSE : 0;
+    return h->produce_left < PRODUCE_MIN ? NGHTTP2_ERR_PAUSE : 0;
 }
 
 /* The three digits of a status code (100..999: the backend parser and our own replies
@@ -999,8 +998,7 @@ size_t lw_h2_front_produce(struct lw_h2_front *h, size_t budget)
     size_t total = 0;
     /* While writing for responsiveness (LOWAT set), frames of one record; see on_read_length. */
     h->frame_max = h->conn->lowat_set ? LW_MAX(h->conn->record_size, (size_t)PRODUCE_MIN) : SIZE_MAX;
-    h->budgeted = budget != SIZE_MAX;
-    while (total < budget && (!h->budgeted || budget - total >= PRODUCE_MIN || total == 0)) {
+    while (total < budget && (budget - total >= PRODUCE_MIN || total == 0)) {
         h->produce_left = budget - total;
         h->produced = 0;
         const uint8_t *out;
