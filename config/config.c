@@ -713,8 +713,8 @@ static void load_tls(struct loader *ld, yaml_node_t *node, struct lw_config_list
 
 static void load_responsiveness(struct loader *ld, yaml_node_t *node, struct lw_config_responsiveness *r)
 {
-    enum { ENABLED, MIN_RTT, MAX_CWND, LOOP_SHARE, N };
-    static const char *const keys[N] = {"enabled", "min_rtt", "max_cwnd", "max_loop_share"};
+    enum { ENABLED, MIN_RTT, MAX_CWND, LOOP_SHARE, QUEUE_LIMIT, N };
+    static const char *const keys[N] = {"enabled", "min_rtt", "max_cwnd", "max_loop_share", "queue_limit"};
     yaml_node_t *v[N];
     const char *s = scalar(node);
 
@@ -732,6 +732,7 @@ static void load_responsiveness(struct loader *ld, yaml_node_t *node, struct lw_
     /* In segments: Linux caps snd_cwnd well below a million. */
     get_uint(ld, v[MAX_CWND], "max_cwnd", 0, 1000000, &r->max_cwnd);
     get_uint(ld, v[LOOP_SHARE], "max_loop_share", 1, 100, &r->max_loop_share);
+    get_bool(ld, v[QUEUE_LIMIT], "queue_limit", &r->queue_limit);
 }
 
 static yaml_node_t *load_listener(struct loader *ld, yaml_node_t *node, struct lw_config_listener *l)
@@ -748,6 +749,7 @@ static yaml_node_t *load_listener(struct loader *ld, yaml_node_t *node, struct l
     l->responsiveness.min_rtt_ms = 20;
     l->responsiveness.max_cwnd = 0;
     l->responsiveness.max_loop_share = 10;
+    l->responsiveness.queue_limit = true;
     l->line = (uint32_t)node->start_mark.line + 1;
     if (!read_mapping(ld, node, "a listener", "in listener", keys, N, v)) {
         return NULL;

@@ -28,6 +28,7 @@ struct lw_config_responsiveness {
     uint32_t min_rtt_ms;     /* below this RTT the optimization steps aside (throughput first); default 20ms */
     uint32_t max_cwnd;       /* step aside when cwnd exceeds this many segments; 0 (default): never */
     uint32_t max_loop_share; /* percent: step aside when the worker's loop time exceeds this share of the RTT; default 10 */
+    bool queue_limit;        /* keep bytes in flight near the path's rate x minimum RTT; default true */
 };
 
 struct lw_config_listener {

@@ -69,6 +69,7 @@ void lw_conn_new(struct lw_worker *w, int fd, const struct lw_listen_spec *liste
     lw_sock_tune_frontend(fd);
     const struct lw_config_responsiveness *rc = &listen->cfg->responsiveness;
     c->budget_cfg.enabled = rc->enabled;
+    c->budget_cfg.queue_limit = rc->queue_limit;
     c->budget_cfg.min_rtt_us = rc->min_rtt_ms * 1000u;
     c->budget_cfg.max_cwnd = rc->max_cwnd;
     c->budget_cfg.max_loop_share = rc->max_loop_share;
@@ -280,6 +281,9 @@ static struct lw_sock_budget write_budget(struct lw_conn *c)
         struct lw_sock_tcp_state st;
         if (lw_sock_read_tcp_state(c->fd, &st) == 0) {
             c->rtt_us = st.rtt_us;
+            if (c->budget_cfg.queue_limit) {
+                lw_sock_path_update(&c->path, &st, lw_time_mono_us());
+            }
             b = lw_sock_budget_compute(&st, &c->budget_cfg, c->worker->loop_us);
             if (!b.active && st.rtt_us < c->budget_cfg.min_rtt_us) {
                 c->skip_tcp_info = TCP_INFO_SKIP;
@@ -350,6 +354,12 @@ static void flush(struct lw_conn *c)
                 budget = write_budget(c);
                 c->record_size = budget.record_size;
                 if (budget.active && budget.bytes == 0) {
+                    if (budget.wait_us != 0) {
+                        /* Held back with nothing unsent: no ACK wakes us, a timer does. */
+                        struct timeval tv = {budget.wait_us / 1000000u, (suseconds_t)(budget.wait_us % 1000000u)};
+                        event_add(c->flush_ev, &tv);
+                        return;
+                    }
                     /* The kernel still holds unsent bytes: LOWAT wakes us when they have gone. */
                     event_add(c->wev, NULL);
                     return;
@@ -361,6 +371,9 @@ static void flush(struct lw_conn *c)
                 }
                 more = produced > 0;
                 c->bytes_since_idle += produced;
+                if (budget.active) {
+                    lw_sock_path_spent(&c->path, produced);
+                }
                 if (produced > 0) {
                     c->last_write_us = lw_time_mono_us();
                 }

@@ -53,6 +53,7 @@ struct lw_conn {
     bool lingering;    /* our side is shut down; input is read and dropped until EOF or timeout */
     /* Writing for responsiveness (see proxy/sock.h). */
     struct lw_sock_budget_cfg budget_cfg;
+    struct lw_sock_path path;
     bool lowat_set;          /* TCP_NOTSENT_LOWAT is 1 */
     uint32_t rtt_us;         /* from the last TCP_INFO read */
     uint32_t skip_tcp_info;  /* flushes left before TCP_INFO is read again on a short RTT */

@@ -3,6 +3,7 @@
 #include "proxy/sock.h"
 
 #include "common/err.h"
+#include "common/mem.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -163,10 +164,86 @@ struct lw_sock_budget lw_sock_budget_compute(const struct lw_sock_tcp_state *st,
      * between writable events (a backend chunk arrived), and without this each one would
      * queue another window's worth. */
     bytes = bytes > st->notsent_bytes ? bytes - st->notsent_bytes : 0;
+    if (cfg->queue_limit && st->bottleneck != 0 && st->min_rtt_us != 0 &&
+        st->rtt_us > st->min_rtt_us + st->min_rtt_us / (2 * LW_SOCK_QUEUE_SHARE)) {
+        /* The path has shown a queue (lw_sock_path) and still holds one: bytes in flight
+         * beyond rate x minimum RTT only lengthen it. Allow a sixteenth of the RTT of queue
+         * (and two segments) so the bottleneck never idles. A rate measured too low lets the
+         * queue vanish, and then the limit steps aside: TCP's window decides again, and its
+         * bursts show the faster rate. */
+        uint64_t bdp = st->bottleneck * st->min_rtt_us / 1000000u;
+        uint64_t cap = bdp + bdp / LW_SOCK_QUEUE_SHARE + 2 * (uint64_t)st->mss;
+        uint64_t held = (uint64_t)st->unacked * st->mss + st->notsent_bytes;
+        uint64_t room = cap > held ? (cap - held) / st->mss * payload : 0;
+        uint64_t wait = 0;
+        if (room == 0) {
+            /* Only time frees room now: nothing unsent means no wake-up from the socket. */
+            wait = (held + 2 * (uint64_t)st->mss - cap) * 1000000u / st->bottleneck;
+        }
+        /* And no faster than a little above the rate, or the bytes in flight bunch up. */
+        uint64_t paced = st->pace_tokens / payload * payload;
+        if (paced < room) {
+            room = paced;
+        }
+        if (room == 0 && paced == 0) {
+            uint64_t w = (2 * payload - LW_MIN(st->pace_tokens, payload)) * 1000000u * 4 /
+                         (st->bottleneck * LW_SOCK_PACING_GAIN_Q);
+            wait = LW_MAX(wait, w);
+        }
+        if (room == 0) {
+            wait = LW_MAX(wait, 1000u);
+            wait = LW_MIN(wait, st->min_rtt_us / 4u);
+            b.wait_us = (uint32_t)wait;
+        }
+        bytes = LW_MIN(bytes, room);
+    }
     b.active = true;
     b.bytes = bytes;
     b.record_size = payload;
     return b;
+}
+
+void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, uint64_t now_us)
+{
+    uint64_t bytes_acked = st->bytes_acked;
+    uint32_t min_rtt_us = st->min_rtt_us;
+    if (p->bw != 0 && now_us > p->tokens_us) {
+        /* Top up the pacer: the rate x gain over the time since, holding at most a pacing
+         * slice (the loop's timers wake a few milliseconds late). */
+        uint64_t rate = p->bw * LW_SOCK_PACING_GAIN_Q / 4;
+        uint64_t depth = LW_MAX(rate * LW_SOCK_PACING_SLICE_US / 1000000u, 4 * 1500u);
+        p->tokens += rate * (now_us - p->tokens_us) / 1000000u;
+        p->tokens = LW_MIN(p->tokens, depth);
+    }
+    p->tokens_us = now_us;
+    if (p->engaged) {
+        st->bottleneck = p->bw;
+        st->pace_tokens = p->tokens;
+    }
+    if (p->win_us == 0 || bytes_acked < p->win_acked) {
+        p->win_us = now_us;
+        p->win_acked = bytes_acked;
+        return;
+    }
+    uint64_t elapsed = now_us - p->win_us;
+    if (elapsed < LW_SOCK_BW_WINDOW_US || elapsed < min_rtt_us / 8) {
+        return;
+    }
+    /* A window that spans an idle gap measures less than the path: only the maximum counts. */
+    uint64_t rate = (bytes_acked - p->win_acked) * 1000000u / elapsed;
+    if (rate > p->bw) {
+        p->bw = rate;
+    }
+    p->win_us = now_us;
+    p->win_acked = bytes_acked;
+    if (!p->engaged && p->bw != 0 && min_rtt_us != 0 && st->rtt_us > min_rtt_us + min_rtt_us / 8) {
+        p->engaged = true;
+    }
+}
+
+void lw_sock_path_spent(struct lw_sock_path *p, uint64_t bytes)
+{
+    p->tokens = p->tokens > bytes ? p->tokens - bytes : 0;
 }
 
 int lw_sock_read_tcp_state(int fd, struct lw_sock_tcp_state *st)
@@ -183,6 +260,10 @@ int lw_sock_read_tcp_state(int fd, struct lw_sock_tcp_state *st)
     st->mss = ti.tcpi_snd_mss;
     st->notsent_bytes = ti.tcpi_notsent_bytes;
     st->pacing_rate = ti.tcpi_pacing_rate;
+    st->min_rtt_us = ti.tcpi_min_rtt;
+    st->bytes_acked = ti.tcpi_bytes_acked;
+    st->bottleneck = 0;
+    st->pace_tokens = UINT64_MAX;
     return 0;
 }
 

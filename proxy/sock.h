@@ -30,10 +30,49 @@ struct lw_sock_tcp_state {
     uint32_t mss;     /* bytes */
     uint32_t notsent_bytes;
     uint64_t pacing_rate; /* bytes per second; 0 or ~0 when unknown */
+    uint32_t min_rtt_us;   /* the kernel's windowed minimum RTT; 0 when unknown */
+    uint64_t bytes_acked;  /* bytes the peer has acknowledged so far */
+    uint64_t bottleneck;   /* bytes per second the path delivers (lw_sock_path); 0 when unknown */
+    uint64_t pace_tokens;  /* bytes the path's pacer allows now (lw_sock_path) */
 };
+
+/*
+ * The path's bottleneck rate, for keeping the queue a connection builds in it short. Slow
+ * start doubles what is in flight every round trip and overshoots the path by up to as much
+ * again; the excess waits in the bottleneck's buffer, and a response that becomes urgent then
+ * waits behind it however small the writes are (across a 100 ms, 20 Mbit/s link: 25-40 ms
+ * of queue, cwnd 250 segments for a path of 160). Packets that queue back to back at the
+ * bottleneck leave it, and are acknowledged, at its rate, so the fastest rate at which the
+ * peer's ACKs arrive over a few milliseconds tells the rate long before the window reaches
+ * it, from the second round trip on. With it, the write budget keeps the bytes in flight near
+ * rate x minimum RTT (lw_sock_budget_compute).
+ */
+struct lw_sock_path {
+    uint64_t bw;        /* bytes per second: the fastest ACK rate seen; 0 until measured */
+    uint64_t win_us;    /* start of the current measuring window; 0 before the first */
+    uint64_t win_acked; /* bytes acknowledged at its start */
+    uint64_t tokens;    /* pacer: bytes that may be written now */
+    uint64_t tokens_us; /* when they were last topped up */
+    bool engaged;       /* a queue has been seen: limit and pace from now on */
+};
+/* While a queue is forming, writes are paced at this multiple (in quarters) of the measured
+ * rate: the ACK-clocked rounds of slow start send at twice the rate the ACKs return, in
+ * bursts that queue at the bottleneck even with few bytes in flight; a little above the rate
+ * still lets a rate measured too low grow. */
+#define LW_SOCK_PACING_GAIN_Q 5
+/* The queue the write budget lets a connection keep in the path: 1/16 of the minimum RTT
+ * (the limit engages once the smoothed RTT is 1/32 above the minimum). */
+#define LW_SOCK_QUEUE_SHARE 16
+/* Shortest window an ACK rate is measured over: several ACKs even on a slow link. */
+#define LW_SOCK_BW_WINDOW_US 4000
+/* Feed the ACK count of a TCP_INFO read taken at now_us (monotonic). */
+void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, uint64_t now_us);
+/* Account bytes written (taken from the pacer's allowance). */
+void lw_sock_path_spent(struct lw_sock_path *p, uint64_t bytes);
 
 struct lw_sock_budget_cfg {
     bool enabled;
+    bool queue_limit;        /* keep bytes in flight near the path's rate x minimum RTT */
     uint32_t min_rtt_us;
     uint32_t max_cwnd;       /* 0: no cut-off */
     uint32_t max_loop_share; /* percent of the RTT */
@@ -52,6 +91,7 @@ struct lw_sock_budget {
     bool active;        /* the optimization is on: LOWAT 1, write at most `bytes` */
     size_t bytes;       /* payload bytes to produce now; 0: wait for the socket to be writable */
     size_t record_size; /* TLS record payload size that fits one segment */
+    uint32_t wait_us;   /* bytes is 0 and no ACK will wake the writer: write again after this */
 };
 
 /* Pure: the write budget for one writable event given the socket's state and the worker's

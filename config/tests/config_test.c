@@ -518,7 +518,7 @@ static void test_examples(void)
 /* Push policies, experiments, the admin listener and responsiveness settings. */
 static void test_push_and_experiments(void)
 {
-    struct lw_config *c = load_ok("listeners: [{address: '127.0.0.1:0', responsiveness: {min_rtt: 50ms, max_cwnd: 40}}]\n"
+    struct lw_config *c = load_ok("listeners: [{address: '127.0.0.1:0', responsiveness: {min_rtt: 50ms, max_cwnd: 40, queue_limit: false}}]\n"
                                   "backends: [{name: app, members: ['127.0.0.1:1']}]\n"
                                   "admin: {address: '127.0.0.1:0'}\n"
                                   "experiments:\n"
@@ -532,7 +532,7 @@ static void test_push_and_experiments(void)
                                   "push policies, an experiment and admin load");
     if (c != NULL) {
         TAP_OK(c->listeners[0].responsiveness.enabled && c->listeners[0].responsiveness.min_rtt_ms == 50 &&
-                   c->listeners[0].responsiveness.max_cwnd == 40,
+                   c->listeners[0].responsiveness.max_cwnd == 40 && !c->listeners[0].responsiveness.queue_limit,
                "responsiveness settings are read");
         TAP_OK(c->routes[0].push.policy == LW_CONFIG_PUSH_LEARNED_HINTS && c->routes[0].experiment == NULL,
                "a policy given by name");
@@ -552,8 +552,9 @@ static void test_push_and_experiments(void)
                 "no push settings");
     if (c != NULL) {
         TAP_OK(c->routes[0].push.policy == LW_CONFIG_PUSH_HINTS && c->admin_host == NULL && c->num_metric_slots == 1 &&
-                   c->listeners[0].responsiveness.enabled && c->listeners[0].responsiveness.min_rtt_ms == 20,
-               "defaults: hints, no admin, responsiveness on from 20 ms");
+                   c->listeners[0].responsiveness.enabled && c->listeners[0].responsiveness.min_rtt_ms == 20 &&
+                   c->listeners[0].responsiveness.queue_limit,
+               "defaults: hints, no admin, responsiveness on from 20 ms with the queue limit");
         lw_config_unref(c);
     }
     EXPECT_ERRORS("listeners: [{address: '127.0.0.1:0', responsiveness: maybe}]\n"

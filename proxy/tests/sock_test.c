@@ -84,5 +84,64 @@ int main(void)
     clear.tls_overhead = 0;
     b = lw_sock_budget_compute(&fresh, &clear, 0);
     TAP_EQ_INT(b.bytes, 9 * 1448, "cleartext: whole segments");
+
+    /* The path's rate from the ACKs: 100 ms RTT, so windows of at least 12.5 ms count. */
+    struct lw_sock_path path = {0};
+    struct lw_sock_tcp_state ss = {.rtt_us = 100300, .min_rtt_us = 100000, .cwnd = 40, .unacked = 30, .mss = 1448,
+                                   .pace_tokens = UINT64_MAX};
+    uint64_t t = 1000000;
+    lw_sock_path_update(&path, &ss, t);
+    ss.bytes_acked = 20000; /* 2 ms later: too short a window to measure */
+    lw_sock_path_update(&path, &ss, t + 2000);
+    TAP_EQ_INT(path.bw, 0, "no rate from a window shorter than an eighth of the RTT");
+    ss.bytes_acked = 30160; /* 30,160 bytes in 12.5 ms: 2,412,800 B/s (19.3 Mbit/s of payload) */
+    lw_sock_path_update(&path, &ss, t + 12500);
+    TAP_EQ_INT(path.bw, 2412800, "the ACK rate over the window");
+    ss.bytes_acked += 1448; /* then a quiet spell: a slow window does not lower the estimate */
+    lw_sock_path_update(&path, &ss, t + 112500);
+    TAP_EQ_INT(path.bw, 2412800, "only the fastest window counts");
+    TAP_OK(!path.engaged && ss.bottleneck == 0, "no queue seen (RTT within 1/8 of the minimum): no limit");
+
+    /* Slow start's last round: the RTT rises 1/8 above the minimum. */
+    ss.rtt_us = 113000;
+    ss.bytes_acked += 30000;
+    lw_sock_path_update(&path, &ss, t + 125000);
+    TAP_OK(path.engaged, "a queue seen: the limit engages");
+    ss.rtt_us = 101000; /* and stays engaged when the queue has gone (that is its doing) */
+    ss.bytes_acked += 30000;
+    ss.bottleneck = 0;
+    lw_sock_path_update(&path, &ss, t + 140000);
+    TAP_EQ_INT(ss.bottleneck, 2412800, "the limit stays engaged");
+
+    /* In flight is held to rate x min RTT + 1/16 + 2 segments: 241,280 + 15,080 + 2,896 bytes. */
+    struct lw_sock_budget_cfg limited = cubic_tls13;
+    limited.queue_limit = true;
+    struct lw_sock_tcp_state q = {.rtt_us = 106000, .min_rtt_us = 100000, .cwnd = 240, .unacked = 170, .mss = 1448,
+                                  .bottleneck = 2412800, .pace_tokens = UINT64_MAX};
+    b = lw_sock_budget_compute(&q, &limited, 0);
+    TAP_EQ_INT(b.bytes, 9 * (1448 - 22), "cwnd 240 with 170 in flight: 9 segments up to the limit, not 71");
+    TAP_EQ_INT(b.wait_us, 0, "room left: the socket wakes the writer");
+    q.unacked = 180;
+    b = lw_sock_budget_compute(&q, &limited, 0);
+    TAP_OK(b.active && b.bytes == 0, "at the limit: nothing");
+    TAP_EQ_INT(b.wait_us, (180 * 1448 + 2 * 1448 - (241280 + 15080 + 2896)) * 1000000ull / 2412800,
+               "and a timer for when two segments have drained");
+    q.rtt_us = 103000; /* the queue has gone (within 1/32 of the minimum): a rate too low must not hold */
+    TAP_EQ_INT(lw_sock_budget_compute(&q, &limited, 0).bytes, 61 * (1448 - 22), "no queue left: the window decides");
+    q.rtt_us = 106000;
+    limited.queue_limit = false;
+    TAP_EQ_INT(lw_sock_budget_compute(&q, &limited, 0).bytes, 61 * (1448 - 22), "queue_limit off: the window decides");
+    limited.queue_limit = true;
+
+    /* Paced at 5/4 of the rate: whole segments of the allowance. */
+    q.unacked = 150;
+    q.pace_tokens = 5000;
+    b = lw_sock_budget_compute(&q, &limited, 0);
+    TAP_EQ_INT(b.bytes, 3 * (1448 - 22), "the pacer's allowance, in whole segments");
+    q.pace_tokens = 0;
+    b = lw_sock_budget_compute(&q, &limited, 0);
+    TAP_OK(b.bytes == 0 && b.wait_us == 1000, "no allowance: wait (at least 1 ms) for two segments' worth");
+    lw_sock_path_spent(&path, UINT64_MAX);
+    TAP_EQ_INT(path.tokens, 0, "spending more than the allowance leaves none");
     return tap_done();
 }
