@@ -212,7 +212,8 @@ void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, u
          * slice (the loop's timers wake a few milliseconds late). */
         uint64_t rate = p->bw * LW_SOCK_PACING_GAIN_Q / 4;
         uint64_t depth = LW_MAX(rate * LW_SOCK_PACING_SLICE_US / 1000000u, 4 * 1500u);
-        p->tokens += rate * (now_us - p->tokens_us) / 1000000u;
+        uint64_t dt = LW_MIN(now_us - p->tokens_us, 1000000u); /* no overflow after a long idle */
+        p->tokens += rate * dt / 1000000u;
         p->tokens = LW_MIN(p->tokens, depth);
     }
     p->tokens_us = now_us;
