@@ -40,12 +40,12 @@ struct lw_sock_tcp_state {
  * The path's bottleneck rate, for keeping the queue a connection builds in it short. Slow
  * start doubles what is in flight every round trip and overshoots the path by up to as much
  * again; the excess waits in the bottleneck's buffer, and a response that becomes urgent then
- * waits behind it however small the writes are (across a 100 ms, 20 Mbit/s link: 25-40 ms
- * of queue, cwnd 250 segments for a path of 160). Packets that queue back to back at the
+ * waits behind it however small the writes are (across a 100 ms, 20 Mbit/s link: 25-45 ms
+ * of queue, cwnd 250 segments for a path of 167). Packets that queue back to back at the
  * bottleneck leave it, and are acknowledged, at its rate, so the fastest rate at which the
- * peer's ACKs arrive over a few milliseconds tells the rate long before the window reaches
- * it, from the second round trip on. With it, the write budget keeps the bytes in flight near
- * rate x minimum RTT (lw_sock_budget_compute).
+ * peer's ACKs arrive over an eighth of the RTT tells the rate before the window reaches it
+ * (on that link from the fourth round trip). Once the RTT shows a queue, the write budget
+ * keeps the bytes in flight near rate x minimum RTT and paces them (lw_sock_budget_compute).
  */
 struct lw_sock_path {
     uint64_t bw;        /* bytes per second: the fastest ACK rate seen; 0 until measured */
@@ -53,15 +53,17 @@ struct lw_sock_path {
     uint64_t win_acked; /* bytes acknowledged at its start */
     uint64_t tokens;    /* pacer: bytes that may be written now */
     uint64_t tokens_us; /* when they were last topped up */
-    bool engaged;       /* a queue has been seen: limit and pace from now on */
+    bool engaged;       /* a queue has been seen: limit and pace while one remains */
 };
 /* While a queue is forming, writes are paced at this multiple (in quarters) of the measured
  * rate: the ACK-clocked rounds of slow start send at twice the rate the ACKs return, in
  * bursts that queue at the bottleneck even with few bytes in flight; a little above the rate
  * still lets a rate measured too low grow. */
 #define LW_SOCK_PACING_GAIN_Q 5
-/* The queue the write budget lets a connection keep in the path: 1/16 of the minimum RTT
- * (the limit engages once the smoothed RTT is 1/32 above the minimum). */
+/* The queue the write budget lets a connection keep in the path: 1/16 of the minimum RTT.
+ * The limit engages once the smoothed RTT has been 1/8 above the minimum (slow start's own
+ * bursts raise it by a few percent while the rate is still measured low) and applies while
+ * it stays 1/32 above. */
 #define LW_SOCK_QUEUE_SHARE 16
 /* Shortest window an ACK rate is measured over: several ACKs even on a slow link. */
 #define LW_SOCK_BW_WINDOW_US 4000
