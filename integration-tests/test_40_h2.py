@@ -150,7 +150,7 @@ def _send_priority_update(c, sid, value):
     c.sock.sendall(struct.pack(">I", len(payload))[1:] + bytes([0x10, 0]) + struct.pack(">I", 0) + payload)
 
 
-def _script_behind_long_response(lw, b, js_headers=(), priority_update=None):
+def _script_behind_long_response(lw, b, js_headers=(), priority_update=None, early_update=None):
     """A 1 MB response fills the connection's flow-control window (the client gives none back),
     then a 1,000-byte script is asked for and, once the origin has sent all of it, the client
     opens the window by exactly 1,000 bytes. Returns (client, the script's stream, the long
@@ -158,6 +158,9 @@ def _script_behind_long_response(lw, b, js_headers=(), priority_update=None):
     c = H2Client(lw.tls_port, auto_ack=False, settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1 << 24})
     big = c.request("GET", "/bytes/1000000")
     c.wait_for(lambda: c.streams[big].body_len == 65535, what="the connection window full of the long response")
+    if early_update is not None:
+        # RFC 9218 lets a client prioritize a stream before it opens it.
+        _send_priority_update(c, c.conn.get_next_available_stream_id(), early_update)
     js = c.request("GET", "/bytes/1000?type=application/javascript", headers=js_headers)
     if priority_update is not None:
         _send_priority_update(c, js, priority_update)
@@ -199,5 +202,14 @@ def test_h2_client_priority_update_wins_over_the_content_type(lowat, backend):
     b = backend()
     lw = lowat(b)
     c, js, big = _script_behind_long_response(lw, b, priority_update="u=6")
+    assert (js.body_len, js.ended, big.body_len) == (0, False, 65535 + 1000), (js, big)
+    c.close()
+
+
+def test_h2_client_priority_update_before_the_request_wins(lowat, backend):
+    """The same with the PRIORITY_UPDATE sent before the request's HEADERS."""
+    b = backend()
+    lw = lowat(b)
+    c, js, big = _script_behind_long_response(lw, b, early_update="u=6")
     assert (js.body_len, js.ended, big.body_len) == (0, False, 65535 + 1000), (js, big)
     c.close()

@@ -55,6 +55,10 @@ struct lw_h2_front {
     bool framebuf_dirty;       /* frames were written to it since its pages were last given back */
     uint8_t framebuf_releases; /* how often they were */
     size_t produced;     /* DATA frame bytes on_send_data_frame gave the connection in this pass */
+    /* Streams a PRIORITY_UPDATE named before they were opened (RFC 9218 allows it; nghttp2
+     * keeps the priority), so that their requests count as signalled. */
+    int32_t early_priority[4];
+    uint8_t early_priority_next;
 };
 
 /* A client may provoke this many errors at once, and this many more per second. Browsers
@@ -488,6 +492,12 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     req->front_state = stream_state_new(req);
     req->stream_id = frame->hd.stream_id;
     req->proto = "h2";
+    for (size_t i = 0; i < LW_ARRAY_LEN(h->early_priority); i++) {
+        if (h->early_priority[i] == req->stream_id) {
+            st(req)->has_priority = true;
+            h->early_priority[i] = 0;
+        }
+    }
     lw_list_push_back(&h->requests, &req->link);
     h->num_open++;
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, req);
@@ -593,6 +603,8 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
         struct lw_request *target = nghttp2_session_get_stream_user_data(session, pu->stream_id);
         if (target != NULL && target->front_state != NULL) {
             st(target)->has_priority = true;
+        } else if (target == NULL) {
+            h->early_priority[h->early_priority_next++ % LW_ARRAY_LEN(h->early_priority)] = pu->stream_id;
         }
         return 0;
     }
