@@ -282,7 +282,12 @@ static struct lw_sock_budget write_budget(struct lw_conn *c)
         if (lw_sock_read_tcp_state(c->fd, &st) == 0) {
             c->rtt_us = st.rtt_us;
             if (c->budget_cfg.queue_limit) {
+                bool was_engaged = c->path.engaged;
                 lw_sock_path_update(&c->path, &st, lw_time_mono_us());
+                if (c->path.engaged && !was_engaged) {
+                    lw_log_debug("%s: queue in the path (rtt %.1fms, min %.1fms): in flight held near %.2f Mbit/s x min rtt",
+                                 c->peer_str, st.rtt_us / 1000.0, st.min_rtt_us / 1000.0, c->path.bw * 8 / 1e6);
+                }
             }
             b = lw_sock_budget_compute(&st, &c->budget_cfg, c->worker->loop_us);
             if (!b.active && st.rtt_us < c->budget_cfg.min_rtt_us) {
