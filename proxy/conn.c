@@ -286,7 +286,7 @@ static struct lw_sock_budget write_budget(struct lw_conn *c)
                 lw_sock_path_update(&c->path, &st, lw_time_mono_us());
                 if (c->path.engaged && !was_engaged) {
                     lw_log_debug("%s: queue in the path (rtt %.1fms, min %.1fms): in flight held near %.2f Mbit/s x min rtt",
-                                 c->peer_str, st.rtt_us / 1000.0, st.min_rtt_us / 1000.0, c->path.bw * 8 / 1e6);
+                                 c->peer_str, st.rtt_us / 1000.0, st.min_rtt_us / 1000.0, c->path.rate * 8 / 1e6);
                 }
             }
             b = lw_sock_budget_compute(&st, &c->budget_cfg, c->worker->loop_us);
@@ -363,21 +363,24 @@ static void flush(struct lw_conn *c)
                         /* Held back with nothing unsent: no ACK wakes us, a timer does. */
                         struct timeval tv = {budget.wait_us / 1000000u, (suseconds_t)(budget.wait_us % 1000000u)};
                         event_add(c->flush_ev, &tv);
+                    } else {
+                        /* The kernel still holds unsent bytes: LOWAT wakes us when they have gone. */
+                        event_add(c->wev, NULL);
+                    }
+                    if (queued == 0) {
                         return;
                     }
-                    /* The kernel still holds unsent bytes: LOWAT wakes us when they have gone. */
-                    event_add(c->wev, NULL);
-                    return;
+                    /* Otherwise what is already staged or sealed still goes out. */
                 }
                 size_t room = LW_MIN(WBUF_HIGH - queued, budget.bytes);
-                size_t produced = produce(c, room);
+                size_t produced = room > 0 ? produce(c, room) : 0;
                 if (c->closed) {
                     return;
                 }
                 more = produced > 0;
                 c->bytes_since_idle += produced;
                 if (budget.active) {
-                    lw_sock_path_spent(&c->path, produced);
+                    lw_sock_path_spend(&c->path, produced);
                 }
                 if (produced > 0) {
                     c->last_write_us = lw_time_mono_us();

@@ -121,6 +121,38 @@ int lw_sock_connect(const struct sockaddr *sa, socklen_t len)
     return fd;
 }
 
+/* The path limit (see struct lw_sock_path): what of bytes may go now, and when nothing may
+ * and nothing unsent will wake the writer, how long until room frees. */
+static size_t limit_to_path(const struct lw_sock_tcp_state *st, const struct lw_sock_budget_cfg *cfg, size_t payload,
+                            size_t bytes, uint32_t *wait_us)
+{
+    uint64_t min_rtt = st->min_rtt_us;
+    if (st->path_rate == 0 || min_rtt < LW_MAX((uint64_t)cfg->min_rtt_us, (uint64_t)LW_SOCK_LIMIT_MIN_RTT_US) ||
+        st->rtt_us <= min_rtt + min_rtt / LW_SOCK_HOLD_SHARE) {
+        return bytes;
+    }
+    /* A queue remains: bytes in flight beyond rate x minimum RTT only lengthen it. Allow a
+     * sixteenth of the RTT of queue (and two segments) so the bottleneck never idles. */
+    uint64_t mss = st->mss;
+    uint64_t bdp = st->path_rate * min_rtt / 1000000u;
+    uint64_t cap = bdp + bdp / LW_SOCK_QUEUE_SHARE + 2 * mss;
+    uint64_t held = (uint64_t)st->unacked * mss + st->notsent_bytes;
+    uint64_t room = cap > held ? (cap - held) / mss * payload : 0;
+    uint64_t wait = room == 0 ? (held + 2 * mss - cap) * 1000000u / st->path_rate : 0;
+    /* And no faster than a little above the rate, or the bytes in flight bunch up. */
+    uint64_t paced = st->pace_tokens / payload * payload;
+    if (paced < room) {
+        room = paced;
+        uint64_t pace_rate = st->path_rate * LW_SOCK_PACING_GAIN_Q / 4;
+        wait = LW_MAX(wait, (2 * payload - LW_MIN(st->pace_tokens, payload)) * 1000000u / pace_rate);
+    }
+    if (room == 0 && st->notsent_bytes == 0) {
+        wait = LW_MIN(wait, min_rtt / 4);
+        *wait_us = (uint32_t)LW_MAX(wait, (uint64_t)LW_SOCK_WAIT_MIN_US);
+    }
+    return (size_t)LW_MIN((uint64_t)bytes, room);
+}
+
 struct lw_sock_budget lw_sock_budget_compute(const struct lw_sock_tcp_state *st, const struct lw_sock_budget_cfg *cfg,
                                              uint64_t loop_us)
 {
@@ -164,38 +196,8 @@ struct lw_sock_budget lw_sock_budget_compute(const struct lw_sock_tcp_state *st,
      * between writable events (a backend chunk arrived), and without this each one would
      * queue another window's worth. */
     bytes = bytes > st->notsent_bytes ? bytes - st->notsent_bytes : 0;
-    if (cfg->queue_limit && st->bottleneck != 0 && st->min_rtt_us != 0 &&
-        st->rtt_us > st->min_rtt_us + st->min_rtt_us / (2 * LW_SOCK_QUEUE_SHARE)) {
-        /* The path has shown a queue (lw_sock_path) and still holds one: bytes in flight
-         * beyond rate x minimum RTT only lengthen it. Allow a sixteenth of the RTT of queue
-         * (and two segments) so the bottleneck never idles. A rate measured too low lets the
-         * queue vanish, and then the limit steps aside: TCP's window decides again, and its
-         * bursts show the faster rate. */
-        uint64_t bdp = st->bottleneck * st->min_rtt_us / 1000000u;
-        uint64_t cap = bdp + bdp / LW_SOCK_QUEUE_SHARE + 2 * (uint64_t)st->mss;
-        uint64_t held = (uint64_t)st->unacked * st->mss + st->notsent_bytes;
-        uint64_t room = cap > held ? (cap - held) / st->mss * payload : 0;
-        uint64_t wait = 0;
-        if (room == 0) {
-            /* Only time frees room now: nothing unsent means no wake-up from the socket. */
-            wait = (held + 2 * (uint64_t)st->mss - cap) * 1000000u / st->bottleneck;
-        }
-        /* And no faster than a little above the rate, or the bytes in flight bunch up. */
-        uint64_t paced = st->pace_tokens / payload * payload;
-        if (paced < room) {
-            room = paced;
-        }
-        if (room == 0 && paced == 0) {
-            uint64_t w = (2 * payload - LW_MIN(st->pace_tokens, payload)) * 1000000u * 4 /
-                         (st->bottleneck * LW_SOCK_PACING_GAIN_Q);
-            wait = LW_MAX(wait, w);
-        }
-        if (room == 0) {
-            wait = LW_MAX(wait, 1000u);
-            wait = LW_MIN(wait, st->min_rtt_us / 4u);
-            b.wait_us = (uint32_t)wait;
-        }
-        bytes = LW_MIN(bytes, room);
+    if (cfg->queue_limit) {
+        bytes = limit_to_path(st, cfg, payload, bytes, &b.wait_us);
     }
     b.active = true;
     b.bytes = bytes;
@@ -205,44 +207,60 @@ struct lw_sock_budget lw_sock_budget_compute(const struct lw_sock_tcp_state *st,
 
 void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, uint64_t now_us)
 {
-    uint64_t bytes_acked = st->bytes_acked;
-    uint32_t min_rtt_us = st->min_rtt_us;
-    if (p->bw != 0 && now_us > p->tokens_us) {
-        /* Top up the pacer: the rate x gain over the time since, holding at most a pacing
-         * slice (the loop's timers wake a few milliseconds late). */
-        uint64_t rate = p->bw * LW_SOCK_PACING_GAIN_Q / 4;
-        uint64_t depth = LW_MAX(rate * LW_SOCK_PACING_SLICE_US / 1000000u, 4 * 1500u);
+    uint64_t min_rtt = st->min_rtt_us;
+    if (p->rate != 0 && now_us > p->tokens_us) {
+        /* Top up the pacer: its rate over the time since, holding at most a pacing slice (the
+         * loop's timers wake a few milliseconds late) and at least two segments (or a large
+         * segment on a slow path would never fit). */
+        uint64_t pace_rate = p->rate * LW_SOCK_PACING_GAIN_Q / 4;
+        uint64_t depth = LW_MAX(pace_rate * LW_SOCK_PACING_SLICE_US / 1000000u, 2 * (uint64_t)st->mss);
         uint64_t dt = LW_MIN(now_us - p->tokens_us, 1000000u); /* no overflow after a long idle */
-        p->tokens += rate * dt / 1000000u;
-        p->tokens = LW_MIN(p->tokens, depth);
+        p->tokens = LW_MIN(p->tokens + pace_rate * dt / 1000000u, depth);
     }
     p->tokens_us = now_us;
-    if (p->engaged) {
-        st->bottleneck = p->bw;
+    if (p->engaged && !p->unsuited) {
+        st->path_rate = p->rate;
         st->pace_tokens = p->tokens;
     }
-    if (p->win_us == 0 || bytes_acked < p->win_acked) {
+    if (p->win_us == 0 || st->delivered < p->win_delivered) {
         p->win_us = now_us;
-        p->win_acked = bytes_acked;
+        p->win_delivered = st->delivered;
         return;
     }
     uint64_t elapsed = now_us - p->win_us;
-    if (elapsed < LW_SOCK_BW_WINDOW_US || elapsed < min_rtt_us / 8) {
+    if (elapsed < LW_SOCK_RATE_WINDOW_US || elapsed < min_rtt / 8) {
         return;
     }
     /* A window that spans an idle gap measures less than the path: only the maximum counts. */
-    uint64_t rate = (bytes_acked - p->win_acked) * 1000000u / elapsed;
-    if (rate > p->bw) {
-        p->bw = rate;
-    }
+    uint64_t rate = (uint64_t)(st->delivered - p->win_delivered) * st->mss * 1000000u / elapsed;
+    p->rate = LW_MAX(p->rate, rate);
     p->win_us = now_us;
-    p->win_acked = bytes_acked;
-    if (!p->engaged && p->bw != 0 && min_rtt_us != 0 && st->rtt_us > min_rtt_us + min_rtt_us / 8) {
-        p->engaged = true;
+    p->win_delivered = st->delivered;
+    if (min_rtt == 0 || p->rate == 0 || p->unsuited) {
+        return;
+    }
+    bool queue = st->rtt_us > min_rtt + min_rtt / LW_SOCK_HOLD_SHARE;
+    if (!p->engaged) {
+        if (st->rtt_us > min_rtt + min_rtt / LW_SOCK_ENGAGE_SHARE) {
+            p->engaged = true;
+            p->check_us = now_us;
+            p->check_delivered = st->delivered;
+        }
+        return;
+    }
+    if (!queue) {
+        /* No queue, nothing held back: judge only periods the limit applies through. */
+        p->check_us = now_us;
+        p->check_delivered = st->delivered;
+    } else if (now_us - p->check_us >= 2 * min_rtt) {
+        uint64_t got = (uint64_t)(st->delivered - p->check_delivered) * st->mss * 1000000u / (now_us - p->check_us);
+        p->unsuited = got < p->rate - p->rate / 8;
+        p->check_us = now_us;
+        p->check_delivered = st->delivered;
     }
 }
 
-void lw_sock_path_spent(struct lw_sock_path *p, uint64_t bytes)
+void lw_sock_path_spend(struct lw_sock_path *p, uint64_t bytes)
 {
     p->tokens = p->tokens > bytes ? p->tokens - bytes : 0;
 }
@@ -261,9 +279,10 @@ int lw_sock_read_tcp_state(int fd, struct lw_sock_tcp_state *st)
     st->mss = ti.tcpi_snd_mss;
     st->notsent_bytes = ti.tcpi_notsent_bytes;
     st->pacing_rate = ti.tcpi_pacing_rate;
-    st->min_rtt_us = ti.tcpi_min_rtt;
-    st->bytes_acked = ti.tcpi_bytes_acked;
-    st->bottleneck = 0;
+    /* Linux reports ~0 before the first RTT sample. */
+    st->min_rtt_us = ti.tcpi_min_rtt == UINT32_MAX ? 0 : ti.tcpi_min_rtt;
+    st->delivered = ti.tcpi_delivered;
+    st->path_rate = 0;
     st->pace_tokens = UINT64_MAX;
     return 0;
 }

@@ -30,10 +30,11 @@ struct lw_sock_tcp_state {
     uint32_t mss;     /* bytes */
     uint32_t notsent_bytes;
     uint64_t pacing_rate; /* bytes per second; 0 or ~0 when unknown */
-    uint32_t min_rtt_us;   /* the kernel's windowed minimum RTT; 0 when unknown */
-    uint64_t bytes_acked;  /* bytes the peer has acknowledged so far */
-    uint64_t bottleneck;   /* bytes per second the path delivers (lw_sock_path); 0 when unknown */
-    uint64_t pace_tokens;  /* bytes the path's pacer allows now (lw_sock_path) */
+    uint32_t min_rtt_us;  /* the kernel's windowed minimum RTT; 0 when unknown */
+    uint32_t delivered;   /* segments the peer has received (acknowledged or SACKed) so far */
+    /* Not from TCP_INFO: lw_sock_path_update fills these while the path limit is engaged. */
+    uint64_t path_rate;   /* bytes per second the path delivers; 0: no limit */
+    uint64_t pace_tokens; /* bytes the pacer allows now */
 };
 
 /*
@@ -42,35 +43,50 @@ struct lw_sock_tcp_state {
  * again; the excess waits in the bottleneck's buffer, and a response that becomes urgent then
  * waits behind it however small the writes are (across a 100 ms, 20 Mbit/s link: 25-45 ms
  * of queue, cwnd 250 segments for a path of 167). Packets that queue back to back at the
- * bottleneck leave it, and are acknowledged, at its rate, so the fastest rate at which the
- * peer's ACKs arrive over an eighth of the RTT tells the rate before the window reaches it
- * (on that link from the fourth round trip). Once the RTT shows a queue, the write budget
- * keeps the bytes in flight near rate x minimum RTT and paces them (lw_sock_budget_compute).
+ * bottleneck leave it, and are acknowledged, at its rate, so the fastest delivery rate over an
+ * eighth of the RTT tells the rate before the window reaches it (on that link from the fourth
+ * round trip). Once the RTT shows a queue, the write budget keeps the bytes in flight near
+ * rate x minimum RTT and paces them (lw_sock_budget_compute).
  */
 struct lw_sock_path {
-    uint64_t bw;        /* bytes per second: the fastest ACK rate seen; 0 until measured */
-    uint64_t win_us;    /* start of the current measuring window; 0 before the first */
-    uint64_t win_acked; /* bytes acknowledged at its start */
-    uint64_t tokens;    /* pacer: bytes that may be written now */
-    uint64_t tokens_us; /* when they were last topped up */
-    bool engaged;       /* a queue has been seen: limit and pace while one remains */
+    uint64_t rate;          /* bytes per second: the fastest delivery rate seen; 0 until measured */
+    uint64_t win_us;        /* start of the current measuring window; 0 before the first */
+    uint32_t win_delivered; /* segments delivered at its start */
+    uint32_t check_delivered;
+    uint64_t check_us;      /* start of the current period judged while engaged */
+    uint64_t tokens;        /* pacer: bytes that may be written now */
+    uint64_t tokens_us;     /* when they were last topped up */
+    bool engaged;           /* a queue has been seen: limit and pace while one remains */
+    bool unsuited;          /* the limit held the connection below its rate: off for good */
 };
-/* While a queue is forming, writes are paced at this multiple (in quarters) of the measured
- * rate: the ACK-clocked rounds of slow start send at twice the rate the ACKs return, in
- * bursts that queue at the bottleneck even with few bytes in flight; a little above the rate
- * still lets a rate measured too low grow. */
+/* Writes are paced at this multiple (in quarters) of the measured rate: the ACK-clocked
+ * rounds of slow start send at twice the rate the ACKs return, in bursts that queue at the
+ * bottleneck even with few bytes in flight; a little above the rate still lets a rate
+ * measured too low grow. */
 #define LW_SOCK_PACING_GAIN_Q 5
-/* The queue the write budget lets a connection keep in the path: 1/16 of the minimum RTT.
- * The limit engages once the smoothed RTT has been 1/8 above the minimum (slow start's own
- * bursts raise it by a few percent while the rate is still measured low) and applies while
- * it stays 1/32 above. */
+/* The queue the limit lets a connection keep in the path: 1/16 of the minimum RTT. */
 #define LW_SOCK_QUEUE_SHARE 16
-/* Shortest window an ACK rate is measured over: several ACKs even on a slow link. */
-#define LW_SOCK_BW_WINDOW_US 4000
-/* Feed the ACK count of a TCP_INFO read taken at now_us (monotonic). */
+/* It engages once the smoothed RTT has been 1/8 above the minimum (slow start's own bursts
+ * raise it by a few percent while the rate is still measured low)... */
+#define LW_SOCK_ENGAGE_SHARE 8
+/* ...and applies while it stays 1/32 above (below, the queue has gone: if the rate was
+ * measured too low, TCP's window decides again and its bursts show the faster one). */
+#define LW_SOCK_HOLD_SHARE 32
+/* Shortest window a delivery rate is measured over: several ACKs even on a slow link. */
+#define LW_SOCK_RATE_WINDOW_US 4000
+/* Paths shorter than this have no queue worth limiting (loopback reports a few us). */
+#define LW_SOCK_LIMIT_MIN_RTT_US 1000
+/* The shortest wait for room (the loop's timers have millisecond steps). */
+#define LW_SOCK_WAIT_MIN_US 1000
+/* Update the path from a TCP_INFO read taken at now_us (monotonic): the rate, the pacer and
+ * whether the limit is engaged. While it is, sets st->path_rate and st->pace_tokens for
+ * lw_sock_budget_compute. Every two minimum RTTs while a queue remains, the limit is judged:
+ * if the path delivered under 7/8 of its rate, the queue is not this connection's (another
+ * flow's, or a minimum RTT gone stale after a route change) and holding back only costs it
+ * throughput, so the limit turns off for the connection. */
 void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, uint64_t now_us);
-/* Account bytes written (taken from the pacer's allowance). */
-void lw_sock_path_spent(struct lw_sock_path *p, uint64_t bytes);
+/* Take bytes written from the pacer's allowance. */
+void lw_sock_path_spend(struct lw_sock_path *p, uint64_t bytes);
 
 struct lw_sock_budget_cfg {
     bool enabled;
@@ -91,9 +107,9 @@ struct lw_sock_budget_cfg {
 
 struct lw_sock_budget {
     bool active;        /* the optimization is on: LOWAT 1, write at most `bytes` */
-    size_t bytes;       /* payload bytes to produce now; 0: wait for the socket to be writable */
+    size_t bytes;       /* payload bytes to produce now; 0: wait (for writable, or wait_us) */
     size_t record_size; /* TLS record payload size that fits one segment */
-    uint32_t wait_us;   /* bytes is 0 and no ACK will wake the writer: write again after this */
+    uint32_t wait_us;   /* bytes is 0 with nothing unsent, so no ACK wakes the writer: retry after */
 };
 
 /* Pure: the write budget for one writable event given the socket's state and the worker's

@@ -85,63 +85,131 @@ int main(void)
     b = lw_sock_budget_compute(&fresh, &clear, 0);
     TAP_EQ_INT(b.bytes, 9 * 1448, "cleartext: whole segments");
 
-    /* The path's rate from the ACKs: 100 ms RTT, so windows of at least 12.5 ms count. */
+    /* The path's rate from deliveries: 100 ms RTT, so windows of at least 12.5 ms count. */
     struct lw_sock_path path = {0};
     struct lw_sock_tcp_state ss = {.rtt_us = 100300, .min_rtt_us = 100000, .cwnd = 40, .unacked = 30, .mss = 1448,
-                                   .pace_tokens = UINT64_MAX};
+                                   .delivered = 100, .pace_tokens = UINT64_MAX};
+    const uint64_t rate = 25ull * 1448 * 1000000 / 15000; /* 25 segments in 15 ms: 19.3 Mbit/s */
     uint64_t t = 1000000;
     lw_sock_path_update(&path, &ss, t);
-    ss.bytes_acked = 20000; /* 2 ms later: too short a window to measure */
+    ss.delivered += 14; /* 2 ms later: too short a window to measure */
     lw_sock_path_update(&path, &ss, t + 2000);
-    TAP_EQ_INT(path.bw, 0, "no rate from a window shorter than an eighth of the RTT");
-    ss.bytes_acked = 30160; /* 30,160 bytes in 12.5 ms: 2,412,800 B/s (19.3 Mbit/s of payload) */
-    lw_sock_path_update(&path, &ss, t + 12500);
-    TAP_EQ_INT(path.bw, 2412800, "the ACK rate over the window");
-    ss.bytes_acked += 1448; /* then a quiet spell: a slow window does not lower the estimate */
-    lw_sock_path_update(&path, &ss, t + 112500);
-    TAP_EQ_INT(path.bw, 2412800, "only the fastest window counts");
-    TAP_OK(!path.engaged && ss.bottleneck == 0, "no queue seen (RTT within 1/8 of the minimum): no limit");
+    TAP_EQ_INT(path.rate, 0, "no rate from a window shorter than an eighth of the RTT");
+    ss.delivered += 11;
+    lw_sock_path_update(&path, &ss, t + 15000);
+    TAP_EQ_INT(path.rate, rate, "the delivery rate over the window");
+    ss.delivered += 1; /* then a quiet spell: a slow window does not lower the estimate */
+    lw_sock_path_update(&path, &ss, t + 115000);
+    TAP_EQ_INT(path.rate, rate, "only the fastest window counts");
+    ss.delivered = 5; /* a counter that goes back (never seen; wrapped): a new window, no rate from it */
+    lw_sock_path_update(&path, &ss, t + 130000);
+    TAP_OK(path.rate == rate && path.win_delivered == 5, "a counter going back starts a new window");
+    TAP_OK(!path.engaged && ss.path_rate == 0, "no queue seen (RTT within 1/8 of the minimum): no limit");
 
     /* Slow start's last round: the RTT rises 1/8 above the minimum. */
     ss.rtt_us = 113000;
-    ss.bytes_acked += 30000;
-    lw_sock_path_update(&path, &ss, t + 125000);
+    ss.delivered += 20;
+    lw_sock_path_update(&path, &ss, t + 145000);
     TAP_OK(path.engaged, "a queue seen: the limit engages");
     ss.rtt_us = 101000; /* and stays engaged when the queue has gone (that is its doing) */
-    ss.bytes_acked += 30000;
-    ss.bottleneck = 0;
-    lw_sock_path_update(&path, &ss, t + 140000);
-    TAP_EQ_INT(ss.bottleneck, 2412800, "the limit stays engaged");
+    ss.delivered += 20;
+    ss.path_rate = 0;
+    lw_sock_path_update(&path, &ss, t + 160000);
+    TAP_EQ_INT(ss.path_rate, rate, "the limit stays engaged");
 
-    /* In flight is held to rate x min RTT + 1/16 + 2 segments: 241,280 + 15,080 + 2,896 bytes. */
+    /* The pacer: 5/4 of the rate, topped up over time, holding at most a 4 ms slice. */
+    const uint64_t pace_rate = rate * 5 / 4;
+    lw_sock_path_spend(&path, UINT64_MAX);
+    TAP_EQ_INT(path.tokens, 0, "spending more than the allowance leaves none");
+    lw_sock_path_update(&path, &ss, t + 162000);
+    TAP_EQ_INT(path.tokens, pace_rate * 2000 / 1000000, "2 ms of the pacing rate");
+    lw_sock_path_update(&path, &ss, t + 162000 + 10000000000ull); /* hours idle: no overflow */
+    TAP_EQ_INT(path.tokens, pace_rate * LW_SOCK_PACING_SLICE_US / 1000000, "at most a slice after an idle spell");
+
+    /* In flight is held to rate x min RTT + 1/16 + 2 segments. */
     struct lw_sock_budget_cfg limited = cubic_tls13;
     limited.queue_limit = true;
+    const uint64_t bdp = rate * 100000 / 1000000, cap = bdp + bdp / 16 + 2 * 1448;
     struct lw_sock_tcp_state q = {.rtt_us = 106000, .min_rtt_us = 100000, .cwnd = 240, .unacked = 170, .mss = 1448,
-                                  .bottleneck = 2412800, .pace_tokens = UINT64_MAX};
+                                  .path_rate = rate, .pace_tokens = UINT64_MAX};
     b = lw_sock_budget_compute(&q, &limited, 0);
-    TAP_EQ_INT(b.bytes, 9 * (1448 - 22), "cwnd 240 with 170 in flight: 9 segments up to the limit, not 71");
+    TAP_EQ_INT(b.bytes, (cap - 170 * 1448) / 1448 * (1448 - 22), "cwnd 240 with 170 in flight: 9 segments, not 71");
     TAP_EQ_INT(b.wait_us, 0, "room left: the socket wakes the writer");
     q.unacked = 180;
     b = lw_sock_budget_compute(&q, &limited, 0);
     TAP_OK(b.active && b.bytes == 0, "at the limit: nothing");
-    TAP_EQ_INT(b.wait_us, (180 * 1448 + 2 * 1448 - (241280 + 15080 + 2896)) * 1000000ull / 2412800,
-               "and a timer for when two segments have drained");
+    TAP_EQ_INT(b.wait_us, (180 * 1448 + 2 * 1448 - cap) * 1000000 / rate, "and a timer for when two segments have drained");
+    q.notsent_bytes = 1448;
+    b = lw_sock_budget_compute(&q, &limited, 0);
+    TAP_OK(b.bytes == 0 && b.wait_us == 0, "at the limit with bytes unsent: the socket wakes the writer, no timer");
+    q.notsent_bytes = 0;
     q.rtt_us = 103000; /* the queue has gone (within 1/32 of the minimum): a rate too low must not hold */
     TAP_EQ_INT(lw_sock_budget_compute(&q, &limited, 0).bytes, 61 * (1448 - 22), "no queue left: the window decides");
     q.rtt_us = 106000;
     limited.queue_limit = false;
     TAP_EQ_INT(lw_sock_budget_compute(&q, &limited, 0).bytes, 61 * (1448 - 22), "queue_limit off: the window decides");
     limited.queue_limit = true;
+    limited.min_rtt_us = 0; /* as a test configures it on loopback, where the minimum RTT is a few us */
+    struct lw_sock_tcp_state lo_q = {.rtt_us = 100, .min_rtt_us = 2, .cwnd = 10, .unacked = 10, .mss = 65483,
+                                     .path_rate = 1000000, .pace_tokens = 0};
+    b = lw_sock_budget_compute(&lo_q, &limited, 0);
+    TAP_OK(b.bytes > 0 && b.wait_us == 0, "a path of a few us has no queue to limit");
+    limited.min_rtt_us = 20000;
 
-    /* Paced at 5/4 of the rate: whole segments of the allowance. */
+    /* Paced: whole segments of the allowance, and a wait when there is none. */
     q.unacked = 150;
     q.pace_tokens = 5000;
     b = lw_sock_budget_compute(&q, &limited, 0);
     TAP_EQ_INT(b.bytes, 3 * (1448 - 22), "the pacer's allowance, in whole segments");
     q.pace_tokens = 0;
     b = lw_sock_budget_compute(&q, &limited, 0);
-    TAP_OK(b.bytes == 0 && b.wait_us == 1000, "no allowance: wait (at least 1 ms) for two segments' worth");
-    lw_sock_path_spent(&path, UINT64_MAX);
-    TAP_EQ_INT(path.tokens, 0, "spending more than the allowance leaves none");
+    TAP_OK(b.bytes == 0 && b.wait_us >= LW_SOCK_WAIT_MIN_US && b.wait_us <= 100000 / 4,
+           "no allowance: wait (at least 1 ms, at most a quarter RTT) for two segments' worth");
+
+    /* Never stalled: whenever nothing may be written and nothing is unsent, a timer is set. */
+    for (uint32_t un = 0; un < 400; un += 7) {
+        for (uint64_t tok = 0; tok < 20000; tok += 1777) {
+            struct lw_sock_tcp_state v = q;
+            v.unacked = un;
+            v.pace_tokens = tok;
+            b = lw_sock_budget_compute(&v, &limited, 0);
+            if (b.bytes == 0 && b.wait_us < LW_SOCK_WAIT_MIN_US) {
+                TAP_OK(false, "stalled at unacked %u tokens %llu", un, (unsigned long long)tok);
+            }
+        }
+    }
+    TAP_OK(true, "no state without bytes and without a timer");
+
+    /* Jumbo frames on a slow path: a segment larger than a slice of the pacing rate still fits. */
+    struct lw_sock_path jp = {.rate = 715000, .engaged = true, .tokens_us = t};
+    struct lw_sock_tcp_state js = {.rtt_us = 60000, .min_rtt_us = 50000, .cwnd = 20, .unacked = 3, .mss = 8948,
+                                   .delivered = 1000, .pace_tokens = UINT64_MAX};
+    size_t written = 0;
+    for (uint64_t dt = 1000; dt <= 100000 && written == 0; dt += 1000) {
+        js.path_rate = 0;
+        lw_sock_path_update(&jp, &js, t + dt);
+        b = lw_sock_budget_compute(&js, &limited, 0);
+        written = b.bytes;
+    }
+    TAP_OK(written >= 8948 - 22, "an 8948-byte MSS at 5.7 Mbit/s gets its segment within 100 ms");
+
+    /* Judged while it holds: delivering well under the rate means the queue is not ours. */
+    struct lw_sock_path up = {.rate = rate, .engaged = true, .win_us = t, .check_us = t};
+    struct lw_sock_tcp_state us = {.rtt_us = 130000, .min_rtt_us = 100000, .cwnd = 100, .unacked = 90, .mss = 1448};
+    for (int i = 1; i <= 20; i++) {
+        us.delivered += 8; /* 8 segments per 12.5 ms: 7.4 Mbit/s against 19.3 */
+        lw_sock_path_update(&up, &us, t + (uint64_t)i * 12500);
+    }
+    us.path_rate = 0;
+    lw_sock_path_update(&up, &us, t + 21 * 12500);
+    TAP_OK(up.unsuited && us.path_rate == 0, "under 7/8 of the rate for two RTTs with a queue: the limit turns off");
+    struct lw_sock_path ok = {.rate = rate, .engaged = true, .win_us = t, .check_us = t};
+    struct lw_sock_tcp_state os = us;
+    os.delivered = 0;
+    for (int i = 1; i <= 20; i++) {
+        os.delivered += 20; /* 20 segments per 12.5 ms: the rate */
+        lw_sock_path_update(&ok, &os, t + (uint64_t)i * 12500);
+    }
+    TAP_OK(!ok.unsuited, "delivering at the rate with a small queue: the limit stays");
     return tap_done();
 }
