@@ -215,3 +215,43 @@ def test_linkem_rtt_and_h1_exchange(lowat_bin, tmp_path):
     stats = linkem.text()
     assert re.search(rf"linkem stats {NS_A} -> {NS_B}: delivered [1-9]", stats), stats
     assert re.search(rf"linkem stats {NS_B} -> {NS_A}: delivered [1-9]", stats), stats
+
+
+def test_linkem_queue_limit_engages_at_the_link_rate(lowat_bin, tmp_path):
+    """Across a 100 ms, 20 Mbit/s link, a 2 MB download through lowat overshoots the link in slow
+    start; lowat sees the queue and holds what is in flight to the rate it measured, which must
+    be the link's: 20 Mbit/s of 1500-byte packets carry 19.31 Mbit/s of TCP payload."""
+    ns_a, ns_b = f"lw91-{os.getpid()}-a", f"lw91-{os.getpid()}-b"
+    assert not {ns_a, ns_b} & _namespaces(), f"namespaces {ns_a}/{ns_b} exist already"
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "big.bin").write_bytes(os.urandom(2_000_000))
+    linkem = origin = lw = None
+    try:
+        linkem = Proc([LINKEM_BIN, "--ns-a", ns_a, "--ns-b", ns_b, "--addr-a", f"{ADDR_A}/30",
+                       "--addr-b", f"{ADDR_B}/30", "--delay-ms", 50, "--rate-mbit", 20,
+                       "--duration-s", LINKEM_DURATION_S, "--create"])
+        assert linkem.wait_line(r"^linkem ready: ", 10), f"linkem did not get ready:\n{linkem.text()}"
+        origin = Proc(_in_ns(ns_b, "/usr/bin/python3", "-u", "-m", "http.server", "--bind", ADDR_B,
+                             "--directory", www, 0))
+        m = origin.wait_line(r"port (\d+)", 10 * SLOW)
+        assert m, f"the origin did not start:\n{origin.text()}"
+        cfg = make_config(tmp_path, f"{ADDR_B}:{m.group(1)}", workers=1, log_level="debug",
+                          listeners=[{"address": f"{ADDR_B}:0"}])
+        (tmp_path / "lowat.yaml").write_text(to_yaml(cfg) + "\n")
+        lw = Proc(_in_ns(ns_b, lowat_bin, "-c", tmp_path / "lowat.yaml"), env=lowat_env())
+        m = lw.wait_line(LISTEN_RE.pattern, 10 * SLOW)
+        assert m, f"lowat did not start in {ns_b}:\n{lw.text()}"
+        p = subprocess.run(_in_ns(ns_a, "curl", "-sS", "--max-time", "20", "-o", "/dev/null",
+                                  "-w", "%{http_code} %{size_download}", f"http://{ADDR_B}:{m.group(2)}/big.bin"),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        assert p.returncode == 0 and p.stdout.decode() == "200 2000000", (p.stdout, p.stderr)
+        held = lw.wait_line(r"queue in the path .*held near ([\d.]+) Mbit/s", 5)
+        assert held, f"the limit never engaged:\n{lw.text()[-5000:]}"
+        assert abs(float(held.group(1)) - 19.31) <= 0.1 * 19.31, held.group(0)
+    finally:
+        for proc in (lw, origin, linkem):
+            if proc is not None:
+                proc.stop(10 * SLOW)
+        for ns in {ns_a, ns_b} & _namespaces():
+            subprocess.run(["ip", "netns", "del", ns], timeout=10)
