@@ -86,24 +86,13 @@ static void maybe_free(struct lw_request *req)
     lw_worker_reap(req->worker, &req->reap, request_free);
 }
 
-/* Eight bytes lowercased at once: 0x20 added to each byte in 'A'..'Z' and to no other. No
- * carry crosses a byte, as each sum stays below 0x100. */
-static inline uint64_t lower8(uint64_t w)
-{
-    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
-    uint64_t low7 = w & ~highs;
-    uint64_t ge_a = low7 + ones * (0x80 - 'A'); /* high bit set where low7 >= 'A' */
-    uint64_t gt_z = low7 + ones * (0x7f - 'Z'); /* high bit set where low7 > 'Z' */
-    return w | ((ge_a & ~gt_z & ~w & highs) >> 2);
-}
-
 static void lowercase_copy(char *dst, const char *src, size_t n)
 {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         uint64_t w;
         memcpy(&w, src + i, 8);
-        w = lower8(w);
+        w = lw_http1_lower8(w);
         memcpy(dst + i, &w, 8);
     }
     for (; i < n; i++) {
