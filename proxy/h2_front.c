@@ -56,6 +56,10 @@ struct lw_h2_front {
     bool framebuf_dirty;       /* frames were written to it since its pages were last given back */
     uint8_t framebuf_releases; /* how often they were */
     size_t produced;     /* DATA frame bytes on_send_data_frame gave the connection in this pass */
+    /* The request whose header block is being decoded: a block's fields arrive together
+     * (RFC 9113 section 4.3), so on_header needs no stream lookup per field. */
+    int32_t hdr_stream_id;
+    struct lw_request *hdr_req;
 };
 
 /* A client may provoke this many errors at once, and this many more per second. Browsers
@@ -492,6 +496,8 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     lw_list_push_back(&h->requests, &req->link);
     h->num_open++;
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, req);
+    h->hdr_stream_id = frame->hd.stream_id;
+    h->hdr_req = req;
     return 0;
 }
 
@@ -502,7 +508,9 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
         return 0; /* trailers are dropped: HTTP/1.1 chunked trailers are rarely wanted by apps */
     }
-    struct lw_request *req = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    struct lw_request *req = frame->hd.stream_id == h->hdr_stream_id
+                                 ? h->hdr_req
+                                 : nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
     if (req == NULL) {
         return 0;
     }
@@ -650,6 +658,9 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
         return 0;
     }
     nghttp2_session_set_stream_user_data(session, stream_id, NULL);
+    if (stream_id == h->hdr_stream_id) {
+        h->hdr_req = NULL;
+    }
     h->num_open--;
     if (req->is_push) {
         h->pushes_open--;
