@@ -89,11 +89,18 @@ static void maybe_free(struct lw_request *req)
 static void lowercase_copy(char *dst, const char *src, size_t n)
 {
     size_t i = 0;
+    uint64_t w;
     for (; i + 8 <= n; i += 8) {
-        uint64_t w;
         memcpy(&w, src + i, 8);
         w = lw_http1_lower8(w);
         memcpy(dst + i, &w, 8);
+    }
+    if (i < n && n >= 8) {
+        /* The tail as one word overlapping the last: lowercasing twice changes nothing. */
+        memcpy(&w, src + n - 8, 8);
+        w = lw_http1_lower8(w);
+        memcpy(dst + n - 8, &w, 8);
+        return;
     }
     for (; i < n; i++) {
         char c = src[i];
