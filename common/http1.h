@@ -122,6 +122,10 @@ bool lw_http1_chunked_is_done(const struct lw_http1_chunked *c);
  * Inline, so that the literal's length is known at compile time and compared first. */
 static inline bool lw_http1_name_eq(const char *name, size_t len, const char *lower);
 
+/* Eight bytes (a word loaded with memcpy) lowercased at once: 0x20 added to each byte in
+ * 'A'..'Z' and to no other. No carry crosses a byte, as each sum stays below 0x100. */
+static inline uint64_t lw_http1_lower8(uint64_t w);
+
 /*
  * Step over one element of a comma-separated list (RFC 9110 5.6.1): *p starts at the value,
  * end is its end. Returns false when no element is left; otherwise [*elem, +*elem_len) is the
@@ -141,10 +145,34 @@ bool lw_http1_is_hop_by_hop(const char *name, size_t len);
 /* Is c a tchar (RFC 9110 section 5.6.2)? */
 bool lw_http1_is_tchar(unsigned char c);
 
+static inline uint64_t lw_http1_lower8(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    uint64_t low7 = w & ~highs;
+    uint64_t ge_a = low7 + ones * (0x80 - 'A'); /* high bit set where low7 >= 'A' */
+    uint64_t gt_z = low7 + ones * (0x7f - 'Z'); /* high bit set where low7 > 'Z' */
+    return w | ((ge_a & ~gt_z & ~w & highs) >> 2);
+}
+
 static inline bool lw_http1_name_eq(const char *name, size_t len, const char *lower)
 {
     if (strlen(lower) != len) {
         return false;
+    }
+    if (len >= 8) {
+        /* Eight bytes a step, the last step overlapping the one before: most names compared
+         * are long (Content-Length, Connection), and they are compared per response. */
+        uint64_t a, b;
+        for (size_t i = 0; i + 8 < len; i += 8) {
+            memcpy(&a, name + i, 8);
+            memcpy(&b, lower + i, 8);
+            if (lw_http1_lower8(a) != b) {
+                return false;
+            }
+        }
+        memcpy(&a, name + len - 8, 8);
+        memcpy(&b, lower + len - 8, 8);
+        return lw_http1_lower8(a) == b;
     }
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)name[i];

@@ -68,15 +68,20 @@ void lw_mem_cache_init(struct lw_mem_cache *c, size_t size, size_t max)
     c->_free = NULL;
 }
 
-void *lw_mem_cache_get(struct lw_mem_cache *c)
+void *lw_mem_cache_take(struct lw_mem_cache *c)
 {
     void *p = c->_free;
-    if (p == NULL) {
-        return lw_malloc(c->size);
+    if (p != NULL) {
+        memcpy(&c->_free, p, sizeof(void *));
+        c->_n--;
     }
-    memcpy(&c->_free, p, sizeof(void *));
-    c->_n--;
     return p;
+}
+
+void *lw_mem_cache_get(struct lw_mem_cache *c)
+{
+    void *p = lw_mem_cache_take(c);
+    return p != NULL ? p : lw_malloc(c->size);
 }
 
 void lw_mem_cache_put(struct lw_mem_cache *c, void *p)

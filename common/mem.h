@@ -32,6 +32,8 @@ struct lw_mem_cache {
 void lw_mem_cache_init(struct lw_mem_cache *c, size_t size, size_t max);
 /* A block of c->size bytes, not zeroed; the caller owns it until lw_mem_cache_put. */
 void *lw_mem_cache_get(struct lw_mem_cache *c);
+/* A kept block of c->size bytes, not zeroed, or NULL when none is kept. */
+void *lw_mem_cache_take(struct lw_mem_cache *c);
 /* Give back a block from lw_mem_cache_get, or any malloc'd block of c->size bytes (moved). */
 void lw_mem_cache_put(struct lw_mem_cache *c, void *p);
 /* Free every kept block. */

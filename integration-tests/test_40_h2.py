@@ -5,6 +5,8 @@ with flow control."""
 import hashlib
 import json
 import os
+import socket
+import ssl
 import struct
 import time
 
@@ -12,7 +14,7 @@ import h2.settings
 import pytest
 
 from backend import pattern_bytes, pattern_sha256
-from h2client import H2Client
+from h2client import H2Client, client_tls_context
 from runners import curl, nghttp
 
 
@@ -47,6 +49,70 @@ def test_h2_h1_many_concurrent_streams(lowat, backend):
     assert all(bytes(s.body) == b"slow\n" for s in streams)
     assert elapsed < 10, f"100 x 300 ms took {elapsed:.1f}s: streams were not concurrent"
     assert b.max_open > 1
+
+
+class RecordBatchingSocket:
+    """TLS over a plain socket that can hold its records back and send many in one write, so
+    that the proxy finds them all in one read."""
+
+    def __init__(self, port):
+        self.raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = client_tls_context().wrap_bio(self.inc, self.out, server_hostname="localhost")
+        self.held = False
+        while True:
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self.raw.sendall(self.out.read())
+                self.inc.write(self.raw.recv(65536))
+        self.raw.sendall(self.out.read())
+
+    def selected_alpn_protocol(self):
+        return self.obj.selected_alpn_protocol()
+
+    def settimeout(self, t):
+        self.raw.settimeout(t)
+
+    def sendall(self, data):
+        self.obj.write(data)
+        if not self.held:
+            self.raw.sendall(self.out.read())
+
+    def release(self):
+        self.held = False
+        self.raw.sendall(self.out.read())
+
+    def recv(self, n):
+        while True:
+            try:
+                return self.obj.read(n)
+            except ssl.SSLWantReadError:
+                data = self.raw.recv(65536)
+                if not data:
+                    return b""
+                self.inc.write(data)
+
+    def close(self):
+        self.raw.close()
+
+
+def test_h2_h1_many_records_in_one_read(lowat, backend):
+    """Forty requests, each in its own TLS record, reach the proxy in one write: all are
+    answered, also those left over when a read event stops early to let others run."""
+    lw = lowat(backend(), workers=1)
+    s = RecordBatchingSocket(lw.tls_port)
+    c = H2Client(lw.tls_port, sock=s)
+    c.wait_for(lambda: c.remote_settings_seen, what="the server's SETTINGS")
+    s.held = True
+    sids = [c.request("GET", f"/echo/r{i}") for i in range(40)]
+    s.release()
+    streams = c.wait_streams(sids, timeout=10)
+    assert [st.status for st in streams] == [200] * 40
+    assert [json.loads(bytes(st.body))["path"] for st in streams] == [f"/echo/r{i}" for i in range(40)]
+    c.close()
 
 
 def test_h2_advertises_max_concurrent_streams(lowat, backend):

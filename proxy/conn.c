@@ -58,6 +58,7 @@ void lw_conn_new(struct lw_worker *w, int fd, const struct lw_listen_spec *liste
     lw_buf_init(&c->wbuf);
     lw_buf_init(&c->pbuf);
     lw_buf_init(&c->rbuf);
+    lw_buf_init(&c->cbuf);
     c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_read, c);
     c->wev = event_new(w->base, fd, EV_WRITE, on_write, c);
     c->timer = evtimer_new(w->base, on_timer, c);
@@ -78,6 +79,7 @@ void lw_conn_new(struct lw_worker *w, int fd, const struct lw_listen_spec *liste
     if (c->tls) {
         c->ssl = lw_tls_ctx_new_ssl(listen->tls);
         BIO *bio = lw_tls_bio_new(fd, &c->wbuf);
+        lw_tls_bio_read_ahead(bio, &c->cbuf, &w->read_bufs);
         SSL_set_bio(c->ssl, bio, bio);
         SSL_set_accept_state(c->ssl);
     }
@@ -122,6 +124,7 @@ void lw_conn_close(struct lw_conn *c)
     lw_buf_dispose(&c->wbuf);
     lw_buf_dispose(&c->pbuf);
     lw_buf_dispose(&c->rbuf);
+    lw_buf_dispose_cached(&c->cbuf, &c->worker->read_bufs);
     lw_list_remove(&c->link);
     c->worker->num_conns--;
     lw_metrics_add(&c->worker->metrics.connections_open, (uint64_t)-1);
@@ -576,6 +579,9 @@ static void read_and_process(struct lw_conn *c, evutil_socket_t fd)
         }
         return;
     }
+    if (c->tls) {
+        lw_tls_bio_rearm(SSL_get_rbio(c->ssl));
+    }
     if (c->tls && !c->handshake_done) {
         if (!handshake(c) || !c->handshake_done) {
             flush(c);
@@ -638,6 +644,10 @@ static void read_and_process(struct lw_conn *c, evutil_socket_t fd)
         }
     }
     c->in_recv = false;
+    if (lw_buf_size(&c->cbuf) > 0 && !c->read_paused && !c->closed && !c->closing) {
+        /* Records read ahead and left for fairness: the socket may not say readable again. */
+        event_active(c->rev, EV_READ, 0);
+    }
     if (!c->closed) {
         flush(c);
     }

@@ -42,6 +42,7 @@ struct lw_conn {
     struct lw_buf wbuf; /* bytes for the socket (ciphertext on TLS) */
     struct lw_buf pbuf; /* plaintext staged into the next TLS record */
     struct lw_buf rbuf; /* plaintext received and not yet consumed (h1, sniffing) */
+    struct lw_buf cbuf; /* TLS: ciphertext read ahead of BoringSSL (see lw_tls_bio_read_ahead) */
     enum lw_conn_proto proto;
     struct lw_h2_front *h2;
     struct lw_h1_front *h1;

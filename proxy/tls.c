@@ -91,10 +91,13 @@ struct lw_tls_ctx {
     struct lw_tls_ticket_key keys[LW_TLS_TICKET_KEYS];
 };
 
-/* What the socket BIO needs; the fd and buffer are borrowed. */
+/* What the socket BIO needs; the fd and buffers are borrowed. */
 struct lw_tls_bio {
     int fd;
     struct lw_buf *out;
+    struct lw_buf *in;             /* read-ahead ciphertext, or NULL: recv per BIO_read */
+    struct lw_mem_cache *in_cache; /* where in's block comes from and goes back to */
+    bool drained;                  /* a recv came back short since the last lw_tls_bio_rearm */
 };
 
 /*
@@ -212,6 +215,37 @@ static struct lw_tls_ctx *ctx_of(const SSL *ssl)
 
 /* The socket BIO. */
 
+static ssize_t recv_some(struct lw_tls_bio *b, char *dst, size_t len)
+{
+    ssize_t n;
+    do {
+        n = recv(b->fd, dst, len, 0);
+    } while (n < 0 && errno == EINTR);
+    /* Short: the socket held no more at that moment, and the loop reports it readable again
+     * when it does (level-triggered). */
+    b->drained = b->in != NULL && n > 0 && (size_t)n < len;
+    return n;
+}
+
+/* Hand out read-ahead bytes; in is not empty. */
+static int serve(struct lw_tls_bio *b, char *dst, int len)
+{
+    size_t n = LW_MIN((size_t)len, lw_buf_size(b->in));
+    memcpy(dst, lw_buf_head(b->in), n);
+    lw_buf_consume(b->in, n);
+    if (lw_buf_size(b->in) == 0) {
+        lw_buf_dispose_cached(b->in, b->in_cache);
+    }
+    return (int)n;
+}
+
+/*
+ * BoringSSL reads a record in two BIO reads (its 5-byte header, then the rest) and asks again
+ * until one fails: three recv calls for one record. With read-ahead, one recv fills `in` with
+ * whatever the socket holds (up to a block) and the records are cut from there; after a
+ * short recv the next read fails with EAGAIN without asking the kernel, until the connection
+ * rearms the BIO at its next readable event.
+ */
 static int on_bio_read(BIO *bio, char *dst, int len)
 {
     struct lw_tls_bio *b = BIO_get_data(bio);
@@ -220,9 +254,27 @@ static int on_bio_read(BIO *bio, char *dst, int len)
         return 0;
     }
     ssize_t n;
-    do {
-        n = recv(b->fd, dst, (size_t)len, 0);
-    } while (n < 0 && errno == EINTR);
+    if (b->in == NULL) {
+        n = recv_some(b, dst, (size_t)len);
+    } else if (lw_buf_size(b->in) > 0) {
+        return serve(b, dst, len);
+    } else if (b->drained) {
+        errno = EAGAIN;
+        n = -1;
+    } else if ((size_t)len >= b->in_cache->size) {
+        n = recv_some(b, dst, (size_t)len); /* a whole large record: no copy */
+    } else {
+        size_t size = b->in_cache->size;
+        lw_buf_reserve_cached(b->in, b->in_cache);
+        n = recv_some(b, lw_buf_reserve(b->in, size), size);
+        if (n > 0) {
+            lw_buf_commit(b->in, (size_t)n);
+            return serve(b, dst, len);
+        }
+        int e = errno;
+        lw_buf_dispose_cached(b->in, b->in_cache);
+        errno = e;
+    }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         BIO_set_retry_read(bio);
     }
@@ -282,12 +334,26 @@ BIO *lw_tls_bio_new(int fd, struct lw_buf *out)
         lw_log_error("out of memory creating a TLS BIO");
         abort();
     }
-    struct lw_tls_bio *b = lw_malloc(sizeof(*b));
+    struct lw_tls_bio *b = lw_calloc(1, sizeof(*b));
     b->fd = fd;
     b->out = out;
     BIO_set_data(bio, b);
     BIO_set_init(bio, 1);
     return bio;
+}
+
+void lw_tls_bio_read_ahead(BIO *bio, struct lw_buf *in, struct lw_mem_cache *cache)
+{
+    struct lw_tls_bio *b = BIO_get_data(bio);
+    b->in = in;
+    b->in_cache = cache;
+    b->drained = false;
+}
+
+void lw_tls_bio_rearm(BIO *bio)
+{
+    struct lw_tls_bio *b = BIO_get_data(bio);
+    b->drained = false;
 }
 
 /* SNI. */

@@ -40,6 +40,16 @@ SSL *lw_tls_ctx_new_ssl(struct lw_tls_ctx *ctx);
  * SSL_set_bio(ssl, bio, bio).
  */
 BIO *lw_tls_bio_new(int fd, struct lw_buf *out);
+/*
+ * Make the BIO read ahead: one recv of up to cache->size bytes into in (borrowed, empty,
+ * outliving the BIO), from which BoringSSL's reads are served; in's block comes from cache
+ * and goes back to it whenever in is emptied. Once a recv comes back short, reads fail with
+ * a retry (EAGAIN) without a system call until lw_tls_bio_rearm: for a caller that reads on
+ * a level-triggered readable event and rearms at each.
+ */
+void lw_tls_bio_read_ahead(BIO *bio, struct lw_buf *in, struct lw_mem_cache *cache);
+/* The socket may have new bytes (a readable event): the next read asks the kernel again. */
+void lw_tls_bio_rearm(BIO *bio);
 
 /* The ALPN protocol the handshake chose: "h2", "http/1.1", or "" when none was offered. */
 const char *lw_tls_alpn(const SSL *ssl);

@@ -50,6 +50,10 @@ struct lw_proxy {
     int admin_fd;      /* -1: no admin listener */
 };
 
+/* Size classes of the worker's cache of nghttp2 blocks: 64, 128, ... 512 bytes. */
+#define LW_WORKER_H2_CLASS 64
+#define LW_WORKER_H2_CLASSES 8
+
 struct lw_worker {
     int id;
     pthread_t thread;
@@ -74,6 +78,9 @@ struct lw_worker {
     struct lw_mem_cache request_mem; /* struct lw_request */
     struct lw_mem_cache small_bufs;  /* LW_WORKER_SMALL_BUF: request heads, small bodies */
     struct lw_mem_cache read_bufs;   /* LW_WORKER_READ_BUF: backend read buffers */
+    /* nghttp2's small blocks (streams, queued frames, header arrays), by size class of
+     * LW_WORKER_H2_CLASS bytes: see h2_front.c. */
+    struct lw_mem_cache h2_mem[LW_WORKER_H2_CLASSES];
     struct event *reap_ev;
     struct event *stop_ev;  /* readable when the main thread asks for a stop */
     int stop_fd;            /* an eventfd: the one cross-thread hand-off */

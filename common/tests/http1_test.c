@@ -516,6 +516,16 @@ static void test_helpers(void)
     TAP_OK(lw_http1_name_eq("Content-Length", 14, "content-length") &&
                !lw_http1_name_eq("Content-Lengt", 13, "content-length"),
            "name_eq compares case-insensitively and by length");
+    TAP_OK(lw_http1_name_eq("CONTENT-LENGTH", 14, "content-length") &&
+               lw_http1_name_eq("Connection", 10, "connection") && lw_http1_name_eq("KeeP-AlivE", 10, "keep-alive") &&
+               lw_http1_name_eq("Transfer-EncodinG", 17, "transfer-encoding"),
+           "name_eq: long names in any case, whatever their length past 8");
+    TAP_OK(!lw_http1_name_eq("content_length", 14, "content-length") &&
+               !lw_http1_name_eq("Content-Lengti", 14, "content-length") &&
+               !lw_http1_name_eq("Xonnection", 10, "connection") &&
+               !lw_http1_name_eq("connectio\xce", 10, "connection") &&
+               !lw_http1_name_eq("c{nnection", 10, "c[nnection") && !lw_http1_name_eq("c@nnection", 10, "c`nnection"),
+           "name_eq: a difference in the first, middle or last byte, and no folding outside A-Z");
     TAP_OK(lw_http1_has_token("foo, Close", 10, "close") && lw_http1_has_token(",, keep-alive ,", 15, "keep-alive"),
            "has_token finds tokens among OWS and empty elements");
     TAP_OK(!lw_http1_has_token("closed", 6, "close") && !lw_http1_has_token("", 0, "close"),

@@ -102,6 +102,9 @@ int main(void)
     TAP_EQ_INT(lw_push_urgency_of_type("Application/JavaScript; charset=utf-8", 37), 1, "JS, any case, parameters");
     TAP_EQ_INT(lw_push_urgency_of_type("text/html; charset=utf-8", 24), 3, "HTML: default urgency");
     TAP_EQ_INT(lw_push_urgency_of_type("text/cssx", 9), 3, "only whole type names");
+    TAP_EQ_INT(lw_push_urgency_of_type("text/css\t;q", 11), 1, "a type ended by HTAB");
+    TAP_EQ_INT(lw_push_urgency_of_type("text/cs", 7), 3, "a type cut short");
+    TAP_EQ_INT(lw_push_urgency_of_type("text/css", 7), 3, "only the bytes given");
     TAP_EQ_INT(lw_push_urgency_of_type("", 0), 3, "no type: default urgency");
     return tap_done();
 }

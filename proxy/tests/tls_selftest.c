@@ -651,6 +651,48 @@ static void test_free_while_in_use(const struct lw_config_listener *base, SSL_CT
     close(sv[1]);
 }
 
+static void test_bio_read_ahead(void)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) != 0) {
+        return;
+    }
+    struct lw_buf out, in;
+    struct lw_mem_cache cache;
+    lw_buf_init(&out);
+    lw_buf_init(&in);
+    lw_mem_cache_init(&cache, 64, 2);
+    BIO *bio = lw_tls_bio_new(sv[0], &out);
+    lw_tls_bio_read_ahead(bio, &in, &cache);
+    char buf[128];
+    int n = write(sv[1], "headerbody", 10) == 10 ? BIO_read(bio, buf, 6) : -2;
+    TAP_OK(n == 6 && memcmp(buf, "header", 6) == 0 && lw_buf_size(&in) == 4,
+           "read-ahead: a short BIO read takes what the socket holds and returns what was asked");
+    n = write(sv[1], "more", 4) == 4 ? BIO_read(bio, buf, sizeof(buf)) : -2;
+    TAP_OK(n == 4 && memcmp(buf, "body", 4) == 0 && in.data == NULL,
+           "read-ahead: the rest comes from the buffer, which gives its block back once empty");
+    n = BIO_read(bio, buf, sizeof(buf));
+    TAP_OK(n == -1 && BIO_should_retry(bio) && BIO_should_read(bio),
+           "read-ahead: after a short recv, a read asks to retry without asking the socket");
+    lw_tls_bio_rearm(bio);
+    n = BIO_read(bio, buf, sizeof(buf));
+    TAP_OK(n == 4 && memcmp(buf, "more", 4) == 0, "read-ahead: once rearmed, the socket's new bytes are read");
+    char big[64 + 16];
+    memset(big, 'x', sizeof(big));
+    lw_tls_bio_rearm(bio);
+    n = write(sv[1], big, sizeof(big)) == (ssize_t)sizeof(big) ? BIO_read(bio, buf, 64 + 16) : -2;
+    TAP_OK(n == 64 + 16 && lw_buf_size(&in) == 0, "read-ahead: a read of a block or more goes straight to the caller");
+    close(sv[1]);
+    lw_tls_bio_rearm(bio);
+    n = BIO_read(bio, buf, 8);
+    TAP_EQ_INT(n, 0, "read-ahead: BIO read returns 0 at EOF");
+    BIO_free(bio);
+    close(sv[0]);
+    lw_buf_dispose(&in);
+    lw_buf_dispose(&out);
+    lw_mem_cache_dispose(&cache);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1) {
@@ -689,6 +731,7 @@ int main(int argc, char **argv)
     lw_log_set_level(LW_LOG_WARN);
     test_load_errors();
     test_bio();
+    test_bio_read_ahead();
     test_threads(&l, cctx);
     test_free_while_in_use(&l, cctx);
 
