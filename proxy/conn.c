@@ -284,7 +284,7 @@ static struct lw_sock_budget write_budget(struct lw_conn *c)
         struct lw_sock_tcp_state st;
         if (lw_sock_read_tcp_state(c->fd, &st) == 0) {
             c->rtt_us = st.rtt_us;
-            if (c->budget_cfg.queue_limit) {
+            if (c->budget_cfg.queue_limit && st.min_rtt_us >= LW_SOCK_LIMIT_MIN_RTT_US) {
                 bool was_engaged = c->path.engaged;
                 lw_sock_path_update(&c->path, &st, lw_time_mono_us());
                 if (c->path.engaged && !was_engaged) {
