@@ -253,29 +253,15 @@ def test_h2_unsignalled_script_goes_ahead_of_a_long_response(lowat, backend):
     c.close()
 
 
-def test_h2_client_priority_signal_wins_over_the_content_type(lowat, backend):
+@pytest.mark.parametrize("signal", [{"js_headers": [("priority", "u=6")]}, {"priority_update": "u=6"},
+                                    {"early_update": "u=6"}],
+                         ids=["header", "priority-update-after", "priority-update-before-headers"])
+def test_h2_client_priority_signal_wins_over_the_content_type(lowat, backend, signal):
     """A client that says how urgent its request is gets what it said (RFC 9218): a script it
-    marks u=6 waits behind the default-urgency long response."""
+    marks u=6 waits behind the default-urgency long response, whether it says so in a priority
+    header, in a PRIORITY_UPDATE frame after the request, or in one before its HEADERS."""
     b = backend()
     lw = lowat(b)
-    c, js, big = _script_behind_long_response(lw, b, js_headers=[("priority", "u=6")])
-    assert (js.body_len, js.ended, big.body_len) == (0, False, 65535 + 1000), (js, big)
-    c.close()
-
-
-def test_h2_client_priority_update_wins_over_the_content_type(lowat, backend):
-    """The same with the signal in a PRIORITY_UPDATE frame sent after the request."""
-    b = backend()
-    lw = lowat(b)
-    c, js, big = _script_behind_long_response(lw, b, priority_update="u=6")
-    assert (js.body_len, js.ended, big.body_len) == (0, False, 65535 + 1000), (js, big)
-    c.close()
-
-
-def test_h2_client_priority_update_before_the_request_wins(lowat, backend):
-    """The same with the PRIORITY_UPDATE sent before the request's HEADERS."""
-    b = backend()
-    lw = lowat(b)
-    c, js, big = _script_behind_long_response(lw, b, early_update="u=6")
+    c, js, big = _script_behind_long_response(lw, b, **signal)
     assert (js.body_len, js.ended, big.body_len) == (0, False, 65535 + 1000), (js, big)
     c.close()
