@@ -34,6 +34,7 @@ import datetime
 import hashlib
 import json
 import os
+import random
 import re
 import resource
 import shutil
@@ -41,6 +42,7 @@ import signal
 import socket
 import ssl
 import statistics
+import string
 import subprocess
 import sys
 import tempfile
@@ -422,7 +424,13 @@ class Origin:
         www.mkdir(exist_ok=True)
         for name, size in FILES.items():
             (www / name).write_bytes(os.urandom(size))
-        self.conf = render("origin-nginx.conf", tmp / "origin-nginx.conf", DIR=tmp, PORT=self.port)
+        # /100b is served from nginx's memory (see the template); letters and digits so that
+        # the bytes sit in its config as they are.
+        alphabet = string.ascii_letters + string.digits
+        body100 = "".join(random.choice(alphabet) for _ in range(FILES["100b"]))
+        (www / "100b").write_text(body100)
+        self.conf = render("origin-nginx.conf", tmp / "origin-nginx.conf", DIR=tmp, PORT=self.port,
+                           BODY100=body100)
         self.cmd = ["nginx", "-e", tmp / "origin-nginx-error.log", "-p", tmp, "-c", self.conf]
         self.p = None
 
