@@ -656,6 +656,8 @@ def top_functions(annotate_out, k):
 # figure -> [(metric, label, higher_is_better)]
 FIGURES = {
     "idle": ("Memory per idle TLS h2 connection", [("kb_per_conn", "KB per connection (RSS growth)", False)]),
+    "rss": ("Memory of the proxy process (VmRSS)", [
+        ("start_mb", "MB at start", False), ("after_mb", "MB after the round's runs, clients gone", False)]),
     "small_c100_m10": ("100 B responses, h2load -c 100 -m 10", [
         ("rps", "req/s", True), ("p50_ms", "latency p50 ms", False), ("p99_ms", "latency p99 ms", False),
         ("cpu_us_per_req", "proxy CPU us/req", False), ("proxy_busy_pct", "proxy busy % of a core", None)]),
@@ -985,6 +987,7 @@ def main():
                     best["attempts"] = attempt
                     return best
 
+                rss_start_kb = rss_kb(p.pid)
                 try:
                     if "idle" in figures:
                         res.setdefault("idle", []).append(measured(idle_connections, p.pid, p.port, args.idle_conns))
@@ -1001,6 +1004,11 @@ def main():
                     if "tls" in figures:
                         res.setdefault("tls_full", []).append(measured(handshake_loop, p.pid, p.port, D, resume=False))
                         res.setdefault("tls_resumed", []).append(measured(handshake_loop, p.pid, p.port, D, resume=True))
+                    if runs or "tls" in figures:
+                        # What the proxy keeps once the load is gone (every client has closed).
+                        time.sleep(0.5)
+                        res.setdefault("rss", []).append({"start_mb": rss_start_kb / 1024,
+                                                          "after_mb": rss_kb(p.pid) / 1024})
                 finally:
                     p.stop()
                 brief = []
