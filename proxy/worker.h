@@ -73,6 +73,8 @@ struct lw_worker {
     size_t num_listeners;
     struct lw_list conns;   /* frontend connections */
     size_t num_conns;
+    size_t conns_peak;      /* most connections open since the heap was last trimmed */
+    struct event *trim_timer;
     struct lw_list reaped;  /* objects closed in a callback, freed at a safe point */
     /* Memory every exchange takes and gives back, kept for the next one. */
     struct lw_mem_cache request_mem; /* struct lw_request */
@@ -93,6 +95,9 @@ struct lw_worker {
 #define LW_WORKER_READ_BUF 16384
 
 int lw_worker_init(struct lw_worker *w, int id, const struct lw_proxy *proxy);
+/* A connection has closed: once the open ones have fallen to half their peak, give the heap's
+ * free memory back to the system a moment later. */
+void lw_worker_conn_closed(struct lw_worker *w);
 /* Start the thread running the loop until the worker has drained. */
 int lw_worker_start(struct lw_worker *w);
 /* From any thread: begin a graceful stop (stop accepting, GOAWAY, drain, exit the loop). */
