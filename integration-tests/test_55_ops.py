@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import SANITIZED, SLOW, RssSampler, parse_access_line
+from conftest import ASAN_BUILD, SLOW, RssSampler, parse_access_line
 from h1client import H1Conn, request_bytes
 from h2client import H2Client, client_tls_context
 from runners import curl
@@ -193,7 +193,7 @@ def test_sigterm_drain_timeout_bounds_stop(lowat, backend):
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 
 
-@pytest.mark.skipif(SANITIZED, reason="the sanitizer's allocator keeps freed memory in its own quarantine")
+@pytest.mark.skipif(ASAN_BUILD, reason="the sanitizer's allocator keeps freed memory in its own quarantine")
 def test_memory_of_closed_connections_goes_back_to_the_system(lowat, backend):
     """A crowd of clients comes and goes: what their connections took is given back to the
     system after they close, not kept by malloc between the blocks still in use."""
