@@ -423,12 +423,12 @@ class Origin:
         www = tmp / "www"
         www.mkdir(exist_ok=True)
         for name, size in FILES.items():
-            (www / name).write_bytes(os.urandom(size))
-        # /100b is served from nginx's memory (see the template); letters and digits so that
-        # the bytes sit in its config as they are.
+            if name != "100b":
+                (www / name).write_bytes(os.urandom(size))
+        # /100b is served from nginx's memory (see the template), not from a file; letters and
+        # digits so that the bytes sit in its config as they are.
         alphabet = string.ascii_letters + string.digits
         body100 = "".join(random.choice(alphabet) for _ in range(FILES["100b"]))
-        (www / "100b").write_text(body100)
         self.conf = render("origin-nginx.conf", tmp / "origin-nginx.conf", DIR=tmp, PORT=self.port,
                            BODY100=body100)
         self.cmd = ["nginx", "-e", tmp / "origin-nginx-error.log", "-p", tmp, "-c", self.conf]
