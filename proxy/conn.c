@@ -175,10 +175,17 @@ void lw_conn_resume_read(struct lw_conn *c)
     event_active(c->rev, EV_READ, 0);
 }
 
+/* A zero timer rather than event_active: the pass then runs after one more poll of the
+ * sockets, and the responses that became ready meanwhile (other backends answering while
+ * this iteration ran) leave in the same write. Under load that halves the writes, and the
+ * client's reads and wake-ups with them; when nothing else is ready it costs one epoll_wait
+ * that returns at once. */
 void lw_conn_want_flush(struct lw_conn *c)
 {
-    if (!c->closed) {
-        event_active(c->flush_ev, 0, 0);
+    if (!c->closed && !c->flush_soon) {
+        static const struct timeval zero = {0, 0};
+        c->flush_soon = true;
+        event_add(c->flush_ev, &zero);
     }
 }
 
@@ -368,6 +375,7 @@ static void flush(struct lw_conn *c)
                         /* Held back with nothing unsent: no ACK wakes us, a timer does. */
                         struct timeval tv = {budget.wait_us / 1000000u, (suseconds_t)(budget.wait_us % 1000000u)};
                         event_add(c->flush_ev, &tv);
+                        c->flush_soon = false;
                     } else {
                         /* The kernel still holds unsent bytes: LOWAT wakes us when they have gone. */
                         event_add(c->wev, NULL);
@@ -434,7 +442,9 @@ static void flush(struct lw_conn *c)
 
 static void on_flush_ev(evutil_socket_t fd, short what, void *arg)
 {
-    flush(arg);
+    struct lw_conn *c = arg;
+    c->flush_soon = false;
+    flush(c);
 }
 
 static void on_write(evutil_socket_t fd, short what, void *arg)

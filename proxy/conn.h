@@ -52,6 +52,7 @@ struct lw_conn {
     bool in_recv;      /* inside the protocol's input processing: flushes are deferred */
     bool io_failed;    /* TLS failed while a protocol was producing: close at the next flush */
     bool lingering;    /* our side is shut down; input is read and dropped until EOF or timeout */
+    bool flush_soon;   /* flush_ev is armed for the next loop iteration */
     /* Writing for responsiveness (see proxy/sock.h). */
     struct lw_sock_budget_cfg budget_cfg;
     struct lw_sock_path path;
@@ -70,7 +71,8 @@ void lw_conn_new(struct lw_worker *w, int fd, const struct lw_listen_spec *liste
 /* Queue plaintext for the peer (copied). Only from a protocol's produce step or a
  * response-head callback; lw_conn_flush sends it. */
 void lw_conn_send(struct lw_conn *c, const void *data, size_t len);
-/* Ask for a write pass soon (coalesced: once per loop iteration). */
+/* Ask for a write pass soon: in the next loop iteration, after the input that is ready by
+ * then (coalesced: one pass however many asks). */
 void lw_conn_want_flush(struct lw_conn *c);
 /* Close now; pending output is dropped. The object is freed at a safe point. */
 void lw_conn_close(struct lw_conn *c);
