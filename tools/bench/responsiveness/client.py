@@ -25,6 +25,11 @@ Figures of one sample (ms, from time.monotonic):
   html_first  HTML request written -> first byte of the HTML's body received
   html_total  HTML request written -> the HTML's END_STREAM received
   js_latency  JS request written   -> the JS's END_STREAM received
+The same three ends taken at their arrival: the kernel's receive time of the segment that
+completed the TLS record (SO_TIMESTAMPNS), against the clock read just before the request
+was written. They leave out the time this client takes to be scheduled, read, decrypt and
+parse (1-2 ms in Python on a busy 2-core machine), which no proxy can change:
+  html_ttfb_rx, html_total_rx, js_arrival
   js_at       HTML bytes received when the JS request was written
   html_left   HTML bytes still to come at that moment
   connect, handshake: TCP connect and TLS handshake durations
@@ -40,7 +45,7 @@ import time
 import h2.events
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from h2sample import add_common_args, close, connect, h2_connection, now_ms, run_samples  # noqa: E402
+from h2sample import add_common_args, close, connect, h2_connection, now_ms, now_real_ns, run_samples  # noqa: E402
 
 SCRIPT_TAG = b'<script src="/tiny.js">'
 HTML_STREAM = 1
@@ -49,6 +54,7 @@ FRAME_DATA = 0x0
 FLAG_END_STREAM = 0x1
 FLAG_PADDED = 0x8
 RECV_SIZE = 16384  # at most one TLS record comes out of SSL_read anyway
+RAW_RECV_SIZE = 2048  # socket reads: small, so each read's receive time is that of its own bytes
 
 
 class DataProgress:
@@ -105,7 +111,7 @@ class DataProgress:
 
 def one_sample(args, ctx):
     rec = {}
-    sock, t0, t1, t2 = connect(args, ctx)
+    sock, t0, t1, t2 = connect(args, ctx, RAW_RECV_SIZE)
     rec["t_connect"] = t0
     rec["connect"] = t1 - t0
     rec["handshake"] = t2 - t1
@@ -124,12 +130,15 @@ def one_sample(args, ctx):
     request(HTML_STREAM, args.html.encode(), args.html_priority)
     out = conn.data_to_send()
     t_html = now_ms()
+    t_html_ns = now_real_ns()
     rec["t_html"] = t_html
     sock.sendall(out)
 
     progress = DataProgress(HTML_STREAM)
     t_js = None
     ended = {}
+    ended_rx = {}
+    ttfb_rx = None
     status = {}
     html_first = None
     ttfb = None
@@ -138,7 +147,7 @@ def one_sample(args, ctx):
     while len(ended) < 2:
         if time.monotonic() > deadline:
             raise RuntimeError(f"timeout: html {progress.body} bytes, streams ended {sorted(ended)}")
-        data = sock.recv(RECV_SIZE)
+        data, arrival_ns = sock.recv(RECV_SIZE)
         t = now_ms()
         if not data:
             raise RuntimeError(f"connection closed: html {progress.body} bytes, streams ended {sorted(ended)}")
@@ -158,8 +167,10 @@ def one_sample(args, ctx):
                 status[ev.stream_id] = dict(ev.headers).get(b":status", b"?").decode()
                 if ev.stream_id == HTML_STREAM and ttfb is None:
                     ttfb = t
+                    ttfb_rx = arrival_ns
             elif isinstance(ev, h2.events.StreamEnded):
                 ended[ev.stream_id] = t
+                ended_rx[ev.stream_id] = arrival_ns
             elif isinstance(ev, h2.events.StreamReset):
                 raise RuntimeError(f"stream {ev.stream_id} reset, error {ev.error_code}")
             elif isinstance(ev, h2.events.ConnectionTerminated):
@@ -173,6 +184,7 @@ def one_sample(args, ctx):
             request(JS_STREAM, args.js.encode(), args.js_priority)
             rec["js_at"] = progress.body
             t_js = now_ms()
+            t_js_ns = now_real_ns()
             rec["t_js"] = t_js
         out = conn.data_to_send()
         if out:
@@ -187,6 +199,10 @@ def one_sample(args, ctx):
     rec["html_first"] = html_first - t_html
     rec["html_total"] = ended[HTML_STREAM] - t_html
     rec["js_latency"] = ended[JS_STREAM] - t_js
+    if None not in (ttfb_rx, ended_rx.get(HTML_STREAM), ended_rx.get(JS_STREAM)):
+        rec["html_ttfb_rx"] = (ttfb_rx - t_html_ns) / 1e6
+        rec["html_total_rx"] = (ended_rx[HTML_STREAM] - t_html_ns) / 1e6
+        rec["js_arrival"] = (ended_rx[JS_STREAM] - t_js_ns) / 1e6
     rec["js_sent_after"] = t_js - t_html
     rec["html_left"] = None  # filled by the driver, which knows the size
     rec["js_before_html_end"] = ended[JS_STREAM] < ended[HTML_STREAM]
