@@ -18,6 +18,7 @@ One sample: a fresh TCP + TLS connection; the HTML is requested; the JS is reque
 same connection at the moment under test:
   script   as soon as the script tag has arrived (the JS "at once")
   256k     after 256 KiB of the HTML's body has arrived (the congestion window is large by then)
+  128k, 512k  the same after 128 or 512 KiB (not in the targets; to see the phases of a transfer)
 Per condition (RTT, congestion control, proxy, moment): 1 warm-up sample, then --conns
 samples; medians. See client.py for what exactly is timed.
 
@@ -59,7 +60,7 @@ CLIENT = HERE / "client.py"
 PYTHON = "/usr/bin/python3"
 
 ALL_PROXIES = ["lowat-on", "lowat-off", "h2o-on", "h2o-off", "nghttpx", "nghttpx-opt"]
-MOMENTS = {"script": "script", "256k": str(256 * 1024)}
+MOMENTS = {"script": "script", "128k": str(128 * 1024), "256k": str(256 * 1024), "512k": str(512 * 1024)}
 SUBNET = "198.18.0.0/30"
 DEV = "tun0"  # the device lowat-linkem creates in each namespace
 PROXY_PORT = 18443
@@ -316,7 +317,7 @@ def main():
     ap.add_argument("--rtt", default=None, help="RTTs in ms (100,250)")
     ap.add_argument("--cc", default=None, help="server congestion controls (cubic,bbr)")
     ap.add_argument("--proxies", default=None, help=",".join(ALL_PROXIES))
-    ap.add_argument("--moments", default="script,256k", help="script,256k")
+    ap.add_argument("--moments", default="script,256k", help="script,256k (also 128k, 512k)")
     ap.add_argument("--rate", type=float, default=20.0, help="Mbit/s each way (20)")
     ap.add_argument("--queue", type=int, default=1000, help="drop-tail queue, packets (1000)")
     ap.add_argument("--lowat", default=str(REPO / "build" / "proxy" / "lowat"))
