@@ -28,7 +28,7 @@ Figures of one sample (ms, from time.monotonic):
 The same three ends taken at their arrival: the kernel's receive time of the segment that
 completed the TLS record (SO_TIMESTAMPNS), against the clock read just before the request
 was written. They leave out the time this client takes to be scheduled, read, decrypt and
-parse (1-2 ms in Python on a busy 2-core machine), which no proxy can change:
+parse (measured at 0.04-0.26 ms on the JS, up to 0.8 ms on TTFB):
   html_ttfb_rx, html_total_rx, js_arrival
   js_at       HTML bytes received when the JS request was written
   html_left   HTML bytes still to come at that moment
