@@ -176,7 +176,8 @@ struct lw_sock_budget lw_sock_budget_compute(const struct lw_sock_tcp_state *st,
      * during slow start took 1.07 RTT with two such segments and 1.05 with one. */
     uint32_t free_segs = st->cwnd > st->unacked ? st->cwnd - st->unacked : 0;
     size_t bytes = ((size_t)free_segs + 1) * payload;
-    if (cfg->pacing && st->pacing_rate != 0 && st->pacing_rate != UINT64_MAX) {
+    bool paced = cfg->pacing && st->pacing_rate != 0 && st->pacing_rate != UINT64_MAX;
+    if (paced) {
         /* A pacer releases the window over time: what it does not send now waits in the
          * kernel, unsent, in front of whatever is urgent next. */
         uint64_t slice = st->pacing_rate * LW_SOCK_PACING_SLICE_US / 1000000u;
@@ -196,6 +197,12 @@ struct lw_sock_budget lw_sock_budget_compute(const struct lw_sock_tcp_state *st,
      * between writable events (a backend chunk arrived), and without this each one would
      * queue another window's worth. */
     bytes = bytes > st->notsent_bytes ? bytes - st->notsent_bytes : 0;
+    if (paced) {
+        /* Whole segments: a slice seldom ends on one, and its part-segment tail would go out
+         * alone, a small packet that takes a whole segment's place in the congestion window
+         * (counted in packets) and a pacing gap of its own. */
+        bytes = (bytes + payload / 2) / payload * payload;
+    }
     if (cfg->queue_limit) {
         bytes = limit_to_path(st, cfg, payload, bytes, &b.wait_us);
     }

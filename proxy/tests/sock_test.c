@@ -46,7 +46,15 @@ int main(void)
     bbr.pacing = true;
     struct lw_sock_tcp_state paced = {.rtt_us = 100000, .cwnd = 200, .unacked = 100, .mss = 1448, .pacing_rate = 2500000};
     b = lw_sock_budget_compute(&paced, &bbr, 0);
-    TAP_EQ_INT(b.bytes, 2500000ull * LW_SOCK_PACING_SLICE_US / 1000000, "pacing: a slice of the pacing rate");
+    TAP_EQ_INT(b.bytes, 7 * (1448 - 22), "pacing: a slice of the pacing rate (10000 bytes), in whole segments");
+    paced.pacing_rate = 412500; /* a 1650-byte slice: one segment and a 224-byte tail */
+    b = lw_sock_budget_compute(&paced, &bbr, 0);
+    TAP_EQ_INT(b.bytes, 1448 - 22, "pacing: no part-segment tail to go out as a small packet");
+    paced.pacing_rate = 2500000;
+    paced.notsent_bytes = 1448; /* one segment still unsent: 8552 bytes of the slice left */
+    b = lw_sock_budget_compute(&paced, &bbr, 0);
+    TAP_EQ_INT(b.bytes, 6 * (1448 - 22), "pacing: what the unsent bytes leave of the slice, to the nearest segment");
+    paced.notsent_bytes = 0;
     paced.pacing_rate = 100000; /* a slow pacer: at least one segment */
     b = lw_sock_budget_compute(&paced, &bbr, 0);
     TAP_EQ_INT(b.bytes, 1448 - 22, "a slow pacer still gets a whole segment");
