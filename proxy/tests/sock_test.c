@@ -41,16 +41,19 @@ int main(void)
     b = lw_sock_budget_compute(&big, &capped, 0);
     TAP_OK(!b.active, "max_cwnd set and exceeded: steps aside");
 
-    /* BBR paces: 20 Mbit/s = 2.5 MB/s, so a 4 ms slice is 10000 bytes, less than the window. */
+    /* BBR paces. Rates are given per slice (LW_SOCK_PACING_SLICE_US) so that the slice's size
+     * in bytes is known: here 10000 bytes, less than the window. */
     struct lw_sock_budget_cfg bbr = cubic_tls13;
     bbr.pacing = true;
-    struct lw_sock_tcp_state paced = {.rtt_us = 100000, .cwnd = 200, .unacked = 100, .mss = 1448, .pacing_rate = 2500000};
+    const uint64_t per_slice = 1000000u / LW_SOCK_PACING_SLICE_US; /* rate = bytes x this */
+    struct lw_sock_tcp_state paced = {.rtt_us = 100000, .cwnd = 200, .unacked = 100, .mss = 1448,
+                                      .pacing_rate = 10000 * per_slice};
     b = lw_sock_budget_compute(&paced, &bbr, 0);
     TAP_EQ_INT(b.bytes, 7 * (1448 - 22), "pacing: a slice of the pacing rate (10000 bytes), in whole segments");
-    paced.pacing_rate = 412500; /* a 1650-byte slice: one segment and a 224-byte tail */
+    paced.pacing_rate = 1650 * per_slice; /* one segment and a 224-byte tail */
     b = lw_sock_budget_compute(&paced, &bbr, 0);
     TAP_EQ_INT(b.bytes, 1448 - 22, "pacing: no part-segment tail to go out as a small packet");
-    paced.pacing_rate = 2500000;
+    paced.pacing_rate = 10000 * per_slice;
     paced.notsent_bytes = 1448; /* one segment still unsent: 8552 bytes of the slice left */
     b = lw_sock_budget_compute(&paced, &bbr, 0);
     TAP_EQ_INT(b.bytes, 6 * (1448 - 22), "pacing: what the unsent bytes leave of the slice, to the nearest segment");
@@ -125,14 +128,14 @@ int main(void)
     lw_sock_path_update(&path, &ss, t + 160000);
     TAP_EQ_INT(ss.path_rate, rate, "the limit stays engaged");
 
-    /* The pacer: 5/4 of the rate, topped up over time, holding at most a 4 ms slice. */
+    /* The pacer: 5/4 of the rate, topped up over time, holding at most its depth (4 ms). */
     const uint64_t pace_rate = rate * 5 / 4;
     lw_sock_path_spend(&path, UINT64_MAX);
     TAP_EQ_INT(path.tokens, 0, "spending more than the allowance leaves none");
     lw_sock_path_update(&path, &ss, t + 162000);
     TAP_EQ_INT(path.tokens, pace_rate * 2000 / 1000000, "2 ms of the pacing rate");
     lw_sock_path_update(&path, &ss, t + 162000 + 10000000000ull); /* hours idle: no overflow */
-    TAP_EQ_INT(path.tokens, pace_rate * LW_SOCK_PACING_SLICE_US / 1000000, "at most a slice after an idle spell");
+    TAP_EQ_INT(path.tokens, pace_rate * LW_SOCK_PACER_DEPTH_US / 1000000, "at most its depth after an idle spell");
 
     /* In flight is held to rate x min RTT + 1/16 + 2 segments. */
     struct lw_sock_budget_cfg limited = cubic_tls13;
