@@ -238,16 +238,9 @@ void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, u
     if (elapsed < LW_SOCK_RATE_WINDOW_US || elapsed < min_rtt / 8) {
         return;
     }
-    /* A window that spans an idle gap measures less than the path: only the fastest count.
-     * Of those, the second: ACKs that come in a burst after a stall can make one window read
-     * a third over the path, and a path's rate shows in many windows. */
+    /* A window that spans an idle gap measures less than the path: only the maximum counts. */
     uint64_t rate = (uint64_t)(st->delivered - p->win_delivered) * st->mss * 1000000u / elapsed;
-    if (rate > p->rate_top) {
-        p->rate = p->rate_top;
-        p->rate_top = rate;
-    } else if (rate > p->rate) {
-        p->rate = rate;
-    }
+    p->rate = LW_MAX(p->rate, rate);
     p->win_us = now_us;
     p->win_delivered = st->delivered;
     if (min_rtt == 0 || p->rate == 0 || p->unsuited) {

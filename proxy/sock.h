@@ -45,14 +45,11 @@ struct lw_sock_tcp_state {
  * of queue, cwnd 250 segments for a path of 167). Packets that queue back to back at the
  * bottleneck leave it, and are acknowledged, at its rate, so the fastest delivery rate over an
  * eighth of the RTT tells the rate before the window reaches it (on that link from the fourth
- * round trip). The second fastest window is taken, not the fastest: ACKs that come in a burst
- * after a stall can make one window read a third over the path. Once the RTT shows a queue, the write budget keeps the bytes in flight near
+ * round trip). Once the RTT shows a queue, the write budget keeps the bytes in flight near
  * rate x minimum RTT and paces them (lw_sock_budget_compute).
  */
 struct lw_sock_path {
-    uint64_t rate;          /* bytes per second: the second fastest window's delivery rate; 0 until
-                             * two are measured */
-    uint64_t rate_top;      /* the fastest window's: one ACK burst can make it, so it only ranks */
+    uint64_t rate;          /* bytes per second: the fastest delivery rate seen; 0 until measured */
     uint64_t win_us;        /* start of the current measuring window; 0 before the first */
     uint32_t win_delivered; /* segments delivered at its start */
     uint32_t check_delivered;

@@ -108,16 +108,10 @@ int main(void)
     TAP_EQ_INT(path.rate, 0, "no rate from a window shorter than an eighth of the RTT");
     ss.delivered += 11;
     lw_sock_path_update(&path, &ss, t + 15000);
-    TAP_EQ_INT(path.rate, 0, "one window is not yet a rate (it may be an ACK burst)");
-    ss.delivered += 34; /* a burst: 34 segments acknowledged in 15 ms, 26 Mbit/s */
-    lw_sock_path_update(&path, &ss, t + 30000);
-    TAP_EQ_INT(path.rate, rate, "two windows: the slower of the two");
-    ss.delivered += 25;
-    lw_sock_path_update(&path, &ss, t + 45000);
-    TAP_EQ_INT(path.rate, rate, "the burst's window does not become the rate");
+    TAP_EQ_INT(path.rate, rate, "the delivery rate over the window");
     ss.delivered += 1; /* then a quiet spell: a slow window does not lower the estimate */
     lw_sock_path_update(&path, &ss, t + 115000);
-    TAP_EQ_INT(path.rate, rate, "only the fastest windows count");
+    TAP_EQ_INT(path.rate, rate, "only the fastest window counts");
     ss.delivered = 5; /* a counter that goes back (never seen; wrapped): a new window, no rate from it */
     lw_sock_path_update(&path, &ss, t + 130000);
     TAP_OK(path.rate == rate && path.win_delivered == 5, "a counter going back starts a new window");
@@ -199,7 +193,7 @@ int main(void)
     TAP_EQ_INT(stalls, 0, "no state without bytes and without a timer");
 
     /* Jumbo frames on a slow path: a segment larger than a slice of the pacing rate still fits. */
-    struct lw_sock_path jp = {.rate = 715000, .rate_top = 715000, .engaged = true, .tokens_us = t};
+    struct lw_sock_path jp = {.rate = 715000, .engaged = true, .tokens_us = t};
     struct lw_sock_tcp_state js = {.rtt_us = 60000, .min_rtt_us = 50000, .cwnd = 20, .unacked = 3, .mss = 8948,
                                    .delivered = 1000, .pace_tokens = UINT64_MAX};
     size_t written = 0;
@@ -212,7 +206,7 @@ int main(void)
     TAP_OK(written >= 8948 - 22, "an 8948-byte MSS at 5.7 Mbit/s gets its segment within 100 ms");
 
     /* Judged while it holds: delivering well under the rate means the queue is not ours. */
-    struct lw_sock_path up = {.rate = rate, .rate_top = rate, .engaged = true, .win_us = t, .check_us = t};
+    struct lw_sock_path up = {.rate = rate, .engaged = true, .win_us = t, .check_us = t};
     struct lw_sock_tcp_state us = {.rtt_us = 130000, .min_rtt_us = 100000, .cwnd = 100, .unacked = 90, .mss = 1448};
     for (int i = 1; i <= 20; i++) {
         us.delivered += 8; /* 8 segments per 12.5 ms: 7.4 Mbit/s against 19.3 */
@@ -221,7 +215,7 @@ int main(void)
     us.path_rate = 0;
     lw_sock_path_update(&up, &us, t + 21 * 12500);
     TAP_OK(up.unsuited && us.path_rate == 0, "under 7/8 of the rate for two RTTs with a queue: the limit turns off");
-    struct lw_sock_path ok = {.rate = rate, .rate_top = rate, .engaged = true, .win_us = t, .check_us = t};
+    struct lw_sock_path ok = {.rate = rate, .engaged = true, .win_us = t, .check_us = t};
     struct lw_sock_tcp_state os = us;
     os.delivered = 0;
     for (int i = 1; i <= 20; i++) {
