@@ -219,7 +219,7 @@ def summarize(recs, rtt):
               "js_arrival", "html_ttfb_rx", "html_total_rx"):
         s[k] = med([r.get(k) for r in good])
     s["js_at"] = med([r.get("js_at") for r in good])
-    for k in ("js_latency", "html_ttfb", "html_total", "js_arrival", "html_ttfb_rx"):
+    for k in ("js_latency", "html_ttfb", "html_total", "js_arrival"):
         s[k + "_x"] = s[k] / rtt if s[k] is not None else None
     s["js_latency_min_x"] = min(r["js_latency"] for r in good) / rtt if good else None
     s["js_latency_max_x"] = max(r["js_latency"] for r in good) / rtt if good else None
