@@ -45,6 +45,7 @@ int main(void)
      * in bytes is known: here 10000 bytes, less than the window. */
     struct lw_sock_budget_cfg bbr = cubic_tls13;
     bbr.pacing = true;
+    _Static_assert(1000000 % LW_SOCK_PACING_SLICE_US == 0, "rates per slice below need a whole divisor");
     const uint64_t per_slice = 1000000u / LW_SOCK_PACING_SLICE_US; /* rate = bytes x this */
     struct lw_sock_tcp_state paced = {.rtt_us = 100000, .cwnd = 200, .unacked = 100, .mss = 1448,
                                       .pacing_rate = 10000 * per_slice};
