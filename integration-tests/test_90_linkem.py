@@ -13,6 +13,7 @@ Environment:
     LOWAT_DEMO_APP  the demo app (default: <repo>/build/tools/lowat-demo-app)
 """
 
+import json
 import os
 import re
 import shutil
@@ -258,4 +259,43 @@ def test_linkem_queue_limit_engages_at_the_link_rate(lowat_bin, tmp_path):
             if proc is not None:
                 proc.stop(10 * SLOW)
         for ns in {ns_a, ns_b} & _namespaces():
+            subprocess.run(["ip", "netns", "del", ns], timeout=10)
+
+
+def test_linkem_first_flight_carries_the_first_body_bytes(lowat_bin, tmp_path):
+    """Across a 40 ms link the write budget is active. The connection's first flight (session
+    tickets, SETTINGS, its ACK, the response HEADERS) goes out with the first DATA instead of as
+    small packets of its own, each of which would take a whole segment's place in the
+    congestion window; and the records are cut so that the first body bytes can be decrypted
+    from the first segment alone."""
+    assert not {NS_A, NS_B} & _namespaces(), f"namespaces {NS_A}/{NS_B} exist already"
+    linkem = app = lw = None
+    try:
+        linkem = Proc([LINKEM_BIN, "--ns-a", NS_A, "--ns-b", NS_B, "--addr-a", f"{ADDR_A}/30",
+                       "--addr-b", f"{ADDR_B}/30", "--delay-ms", DELAY_MS, "--rate-mbit", 100,
+                       "--duration-s", LINKEM_DURATION_S, "--create"])
+        assert linkem.wait_line(r"^linkem ready: ", 10), f"linkem did not get ready:\n{linkem.text()}"
+        app = Proc(_in_ns(NS_B, DEMO_APP_BIN, "--listen", f"{ADDR_B}:0", "--quiet"))
+        m = app.wait_line(r"listening on [\d.]+:(\d+)", 10 * SLOW)
+        assert m, f"the demo app did not start in {NS_B}:\n{app.text()}"
+        cfg = make_config(tmp_path, f"{ADDR_B}:{m.group(1)}", workers=1,
+                          listeners=[{"address": f"{ADDR_B}:0", "tls": True}])
+        (tmp_path / "lowat.yaml").write_text(to_yaml(cfg) + "\n")
+        lw = Proc(_in_ns(NS_B, lowat_bin, "-c", tmp_path / "lowat.yaml"), env=lowat_env())
+        m = lw.wait_line(LISTEN_RE.pattern, 10 * SLOW)
+        assert m, f"lowat did not start in {NS_B}:\n{lw.text()}"
+        p = subprocess.run(_in_ns(NS_A, "/usr/bin/python3", REPO / "integration-tests" / "first_flight.py",
+                                  ADDR_B, m.group(2), "/static/photo.svg"),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        assert p.returncode == 0, p.stderr.decode(errors="replace")
+        got = json.loads(p.stdout)
+        assert got["body"] > 1000 and got["first_body_end"] is not None, got
+        # Before: the tickets, the SETTINGS ACK and the HEADERS went out as records (and
+        # packets) of their own, and the first body bytes ended about 2,150 bytes in.
+        assert got["first_body_end"] <= got["mss"], f"the first body bytes came {got['first_body_end']} bytes in: {got}"
+    finally:
+        for proc in (lw, app, linkem):
+            if proc is not None:
+                proc.stop(10 * SLOW)
+        for ns in {NS_A, NS_B} & _namespaces():
             subprocess.run(["ip", "netns", "del", ns], timeout=10)

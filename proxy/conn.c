@@ -189,11 +189,37 @@ void lw_conn_want_flush(struct lw_conn *c)
     }
 }
 
+/* The shortest record sealed to fill a segment's remainder (see seal). */
+#define SEAL_FILL_MIN 64
+
+/* While writing for responsiveness, records the size of a segment's payload are decrypted as
+ * each segment arrives, as long as they start on a segment's boundary: how much of a record
+ * may be sealed now so that it ends on one (n when it already does, or when the room left is
+ * too small to be worth a record). BoringSSL sends the session tickets with the connection's
+ * first record: that one is kept short, and the next fills the segment the tickets began. */
+static size_t aligned_record(const struct lw_conn *c, size_t n)
+{
+    if (!c->lowat_set || c->record_size > TLS_RECORD_MAX) { /* a jumbo segment holds several records */
+        return n;
+    }
+    if (!c->sealed_any) {
+        return LW_MIN(n, (size_t)SEAL_FILL_MIN);
+    }
+    size_t overhead = c->budget_cfg.tls_overhead;
+    size_t seg = c->record_size + overhead;
+    size_t used = lw_buf_size(&c->wbuf) % seg;
+    if (used != 0 && seg - used >= overhead + SEAL_FILL_MIN) {
+        return LW_MIN(n, seg - used - overhead);
+    }
+    return n;
+}
+
 /* Seal staged plaintext into TLS records appended to wbuf (the BIO's sink). */
 static int seal(struct lw_conn *c)
 {
     while (lw_buf_size(&c->pbuf) > 0) {
-        size_t n = LW_MIN(lw_buf_size(&c->pbuf), c->record_size);
+        size_t n = aligned_record(c, LW_MIN(lw_buf_size(&c->pbuf), c->record_size));
+        c->sealed_any = true;
         ERR_clear_error();
         int r = SSL_write(c->ssl, lw_buf_head(&c->pbuf), (int)n);
         if (r <= 0) {
@@ -227,7 +253,8 @@ void lw_conn_send(struct lw_conn *c, const void *data, size_t len)
         return;
     }
     const char *p = data;
-    while (lw_buf_size(&c->pbuf) == 0 && len >= c->record_size) {
+    while (lw_buf_size(&c->pbuf) == 0 && len >= c->record_size && aligned_record(c, c->record_size) == c->record_size) {
+        c->sealed_any = true;
         ERR_clear_error();
         int r = SSL_write(c->ssl, p, (int)c->record_size);
         if (r <= 0) {
@@ -348,6 +375,16 @@ static void linger(struct lw_conn *c)
     lw_conn_set_timeout(c, LINGER_MS);
 }
 
+/* A connection's first flight: the session tickets, SETTINGS and its ACK, and the response
+ * HEADERS are ready before the first body bytes (a backend often sends its head and body in
+ * separate writes). Written as they come, each is a small packet, and TCP counts its window
+ * in packets: across a 100 ms, 20 Mbit/s link the three came back acknowledged together and
+ * released a burst of six segments, whose queue a script asked for at once then waited
+ * behind (1.053 RTT; 1.036 with the hold). So while the budget is active, what comes before
+ * the first DATA waits for it, a thirty-second of the RTT at most (2 ms at most), and leaves
+ * in whole segments. */
+#define FIRST_FLIGHT_HOLD_US 2000
+
 static void flush(struct lw_conn *c)
 {
     if (c->closed || c->in_recv) {
@@ -398,6 +435,19 @@ static void flush(struct lw_conn *c)
                 if (produced > 0) {
                     c->last_write_us = lw_time_mono_us();
                 }
+            }
+        }
+        if (budget.active && !c->closing && c->proto == LW_CONN_PROTO_H2 && lw_h2_front_first_flight(c->h2)) {
+            uint64_t now = lw_time_mono_us();
+            if (c->hold_until_us == 0) {
+                c->hold_until_us = now + LW_MIN((uint64_t)FIRST_FLIGHT_HOLD_US, (uint64_t)c->rtt_us / 32);
+            }
+            if (now < c->hold_until_us) {
+                uint64_t wait = c->hold_until_us - now;
+                struct timeval tv = {(time_t)(wait / 1000000u), (suseconds_t)(wait % 1000000u)};
+                event_add(c->flush_ev, &tv);
+                c->flush_soon = false;
+                return;
             }
         }
         if (c->tls && seal(c) != 0) {

@@ -52,6 +52,7 @@ struct lw_conn {
     bool in_recv;      /* inside the protocol's input processing: flushes are deferred */
     bool io_failed;    /* TLS failed while a protocol was producing: close at the next flush */
     bool lingering;    /* our side is shut down; input is read and dropped until EOF or timeout */
+    bool sealed_any;   /* a record has been sealed (the first one carries the session tickets) */
     bool flush_soon;   /* flush_ev is armed for the next loop iteration */
     /* Writing for responsiveness (see proxy/sock.h). */
     struct lw_sock_budget_cfg budget_cfg;
@@ -62,6 +63,7 @@ struct lw_conn {
     size_t record_size;      /* TLS record payload size for the next records */
     uint64_t bytes_since_idle;
     uint64_t last_write_us;
+    uint64_t hold_until_us; /* the first flight waits for its first DATA until then; 0: not yet */
     struct lw_reap reap;
 };
 

@@ -56,6 +56,7 @@ struct lw_h2_front {
     bool framebuf_dirty;       /* frames were written to it since its pages were last given back */
     uint8_t framebuf_releases; /* how often they were */
     size_t produced;     /* DATA frame bytes on_send_data_frame gave the connection in this pass */
+    bool sent_data;      /* a DATA frame has gone out on this connection */
     /* Streams a PRIORITY_UPDATE named before they were opened (RFC 9218 allows it; nghttp2
      * keeps the priority), so that their requests count as signalled. */
     int32_t early_priority[4];
@@ -1053,6 +1054,9 @@ size_t lw_h2_front_produce(struct lw_h2_front *h, size_t budget)
         /* DATA frames go out from inside this call (on_send_data_frame), other frames as out. */
         ssize_t n = nghttp2_session_mem_send(h->session, &out);
         total += h->produced;
+        if (h->produced > 0) {
+            h->sent_data = true;
+        }
         if (n < 0) {
             lw_log_info("%s: HTTP/2 send error: %s", h->conn->peer_str, nghttp2_strerror((int)n));
             lw_conn_close(h->conn);
@@ -1077,6 +1081,11 @@ size_t lw_h2_front_produce(struct lw_h2_front *h, size_t budget)
 bool lw_h2_front_is_done(const struct lw_h2_front *h)
 {
     return !nghttp2_session_want_read(h->session) && !nghttp2_session_want_write(h->session);
+}
+
+bool lw_h2_front_first_flight(struct lw_h2_front *h)
+{
+    return !h->sent_data && (h->num_open > 0 || nghttp2_session_get_last_proc_stream_id(h->session) == 0);
 }
 
 bool lw_h2_front_is_idle(const struct lw_h2_front *h)

@@ -1,0 +1,122 @@
+# SPDX-License-Identifier: MIT
+"""Fetch one path over TLS 1.3 + h2 and report how the server cut its first bytes into TLS
+records, as seen on the wire (the record headers are in the clear).
+
+Usage: first_flight.py HOST PORT PATH
+
+The client finishes the handshake and sends its preface, SETTINGS and a GET in one write, as a
+browser does. It then reads the raw stream, splits it into records itself and decrypts them one
+by one, and follows the frames in what they hold, so it knows which record brought the first
+bytes of the response body (a browser's HTTP/2 layer uses a DATA frame's bytes as they come,
+before the frame is whole). Prints JSON:
+    mss               the connection's segment size (TCP_INFO, snd_mss)
+    records           wire lengths of the server's records after its handshake flight
+    first_body_end    wire offset at the end of the record that brought the first body bytes
+    body              response body bytes received
+"""
+
+import json
+import socket
+import ssl
+import struct
+import sys
+
+import h2.config
+import h2.connection
+import h2.events
+
+MAX_RECORDS = 40
+
+
+def main():
+    host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    sock = socket.create_connection((host, port), timeout=10)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.set_alpn_protocols(["h2"])
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(inc, out, server_hostname=host)
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            if out.pending:
+                sock.sendall(out.read())
+            data = sock.recv(65536)
+            if not data:
+                raise SystemExit("connection closed during the handshake")
+            inc.write(data)
+    assert tls.selected_alpn_protocol() == "h2", tls.selected_alpn_protocol()
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+    mss = struct.unpack_from("I", info, 16)[0]  # tcpi_snd_mss, after 8 bytes of flags, rto, ato
+
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    conn.send_headers(1, [(":method", "GET"), (":scheme", "https"), (":authority", host), (":path", path)],
+                      end_stream=True)
+    tls.write(conn.data_to_send())
+    sock.sendall(out.read())  # the client's Finished and the request together
+
+    raw = b""
+    offset = 0
+    records = []
+    first_body_end = None
+    plain_all = b""
+    pos = 0  # the next frame header in plain_all
+    body = 0
+    done = False
+    while not done and len(records) < MAX_RECORDS:
+        data = sock.recv(65536)
+        if not data:
+            break
+        raw += data
+        while len(raw) >= 5 and len(records) < MAX_RECORDS:
+            length = struct.unpack_from(">H", raw, 3)[0]
+            if len(raw) < 5 + length:
+                break
+            record, raw = raw[:5 + length], raw[5 + length:]
+            offset += len(record)
+            records.append(len(record))
+            inc.write(record)
+            plain = b""
+            while True:
+                try:
+                    chunk = tls.read(65536)
+                except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                    break
+                if not chunk:
+                    break
+                plain += chunk
+            if not plain:
+                continue
+            plain_all += plain
+            while first_body_end is None and len(plain_all) >= pos + 9:
+                length = int.from_bytes(plain_all[pos:pos + 3], "big")
+                kind, stream = plain_all[pos + 3], int.from_bytes(plain_all[pos + 5:pos + 9], "big") & 0x7FFFFFFF
+                if kind == 0 and stream == 1 and length > 0:
+                    if len(plain_all) > pos + 9:
+                        first_body_end = offset
+                    break
+                if len(plain_all) < pos + 9 + length:
+                    break
+                pos += 9 + length
+            for ev in conn.receive_data(plain):
+                if isinstance(ev, h2.events.DataReceived) and ev.stream_id == 1:
+                    body += len(ev.data)
+                    conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id == 1:
+                    done = True
+            pending = conn.data_to_send()
+            if pending:
+                tls.write(pending)
+                sock.sendall(out.read())
+    sock.close()
+    print(json.dumps({"mss": mss, "records": records, "first_body_end": first_body_end, "body": body}))
+
+
+if __name__ == "__main__":
+    main()
