@@ -56,7 +56,7 @@ struct lw_h2_front {
     bool framebuf_dirty;       /* frames were written to it since its pages were last given back */
     uint8_t framebuf_releases; /* how often they were */
     size_t produced;     /* DATA frame bytes on_send_data_frame gave the connection in this pass */
-    bool sent_data;      /* a DATA frame has gone out on this connection */
+    bool flight_formed;  /* a DATA frame or an interim response has gone out on this connection */
     /* Streams a PRIORITY_UPDATE named before they were opened (RFC 9218 allows it; nghttp2
      * keeps the priority), so that their requests count as signalled. */
     int32_t early_priority[4];
@@ -467,6 +467,9 @@ static void h2_on_interim(struct lw_request *req, int status)
     }
     nghttp2_submit_headers(front_of(req)->session, NGHTTP2_FLAG_NONE, req->stream_id, NULL, nva, num_extra + 1, NULL);
     free(nva);
+    /* An interim response is to leave at once, not to wait for a body (see
+     * lw_h2_front_first_flight). */
+    front_of(req)->flight_formed = true;
     lw_conn_want_flush(req->conn);
 }
 
@@ -1055,7 +1058,7 @@ size_t lw_h2_front_produce(struct lw_h2_front *h, size_t budget)
         ssize_t n = nghttp2_session_mem_send(h->session, &out);
         total += h->produced;
         if (h->produced > 0) {
-            h->sent_data = true;
+            h->flight_formed = true;
         }
         if (n < 0) {
             lw_log_info("%s: HTTP/2 send error: %s", h->conn->peer_str, nghttp2_strerror((int)n));
@@ -1085,7 +1088,7 @@ bool lw_h2_front_is_done(const struct lw_h2_front *h)
 
 bool lw_h2_front_first_flight(struct lw_h2_front *h)
 {
-    return !h->sent_data && (h->num_open > 0 || nghttp2_session_get_last_proc_stream_id(h->session) == 0);
+    return !h->flight_formed && (h->num_open > 0 || nghttp2_session_get_last_proc_stream_id(h->session) == 0);
 }
 
 bool lw_h2_front_is_idle(const struct lw_h2_front *h)
