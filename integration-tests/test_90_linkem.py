@@ -291,7 +291,7 @@ def test_linkem_first_flight_carries_the_first_body_bytes(lowat_bin, tmp_path):
         got = json.loads(p.stdout)
         assert got["body"] > 1000 and got["first_body_end"] is not None, got
         # Before: the tickets, the SETTINGS ACK and the HEADERS went out as records (and
-        # packets) of their own, and the first body bytes ended about 2,150 bytes in.
+        # packets) of their own, and the first body bytes ended 2,007 bytes in.
         assert got["first_body_end"] <= got["mss"], f"the first body bytes came {got['first_body_end']} bytes in: {got}"
     finally:
         for proc in (lw, app, linkem):
