@@ -381,9 +381,38 @@ static void linger(struct lw_conn *c)
  * in packets: across a 100 ms, 20 Mbit/s link the three came back acknowledged together and
  * released a burst of six segments, whose queue a script asked for at once then waited
  * behind (1.053 RTT; 1.036 with the hold). So while the budget is active, what comes before
- * the first DATA waits for it, a thirty-second of the RTT at most (2 ms at most), and leaves
- * in whole segments. */
+ * the first DATA waits for it and leaves with it, in full segments. The wait is a timer of a
+ * thirty-second of the RTT, 2 ms at most (the loop's timers may fire a clock tick late),
+ * once while the first request is awaited and once while its body is. */
 #define FIRST_FLIGHT_HOLD_US 2000
+
+/* Hold what flush() produced for the first flight (see FIRST_FLIGHT_HOLD_US): true when it
+ * waits, with a timer set to flush again. */
+static bool hold_first_flight(struct lw_conn *c)
+{
+    enum lw_h2_flight phase = lw_h2_front_first_flight(c->h2);
+    if (phase == LW_H2_FLIGHT_FORMED) {
+        return false;
+    }
+    if (phase == LW_H2_FLIGHT_NO_REQUEST && c->tls && SSL_version(c->ssl) != TLS1_3_VERSION) {
+        /* Before TLS 1.3 a full handshake ends with our Finished, which the client waits
+         * for before it sends a request. */
+        return false;
+    }
+    uint64_t now = lw_time_mono_us();
+    if (c->hold_phase != (uint8_t)phase) {
+        c->hold_phase = (uint8_t)phase;
+        c->hold_until_us = now + LW_MIN((uint64_t)FIRST_FLIGHT_HOLD_US, (uint64_t)c->rtt_us / 32);
+    }
+    if (now >= c->hold_until_us) {
+        return false;
+    }
+    uint64_t wait = c->hold_until_us - now;
+    struct timeval tv = {(time_t)(wait / 1000000u), (suseconds_t)(wait % 1000000u)};
+    event_add(c->flush_ev, &tv);
+    c->flush_soon = false;
+    return true;
+}
 
 static void flush(struct lw_conn *c)
 {
@@ -437,18 +466,8 @@ static void flush(struct lw_conn *c)
                 }
             }
         }
-        if (budget.active && !c->closing && c->proto == LW_CONN_PROTO_H2 && lw_h2_front_first_flight(c->h2)) {
-            uint64_t now = lw_time_mono_us();
-            if (c->hold_until_us == 0) {
-                c->hold_until_us = now + LW_MIN((uint64_t)FIRST_FLIGHT_HOLD_US, (uint64_t)c->rtt_us / 32);
-            }
-            if (now < c->hold_until_us) {
-                uint64_t wait = c->hold_until_us - now;
-                struct timeval tv = {(time_t)(wait / 1000000u), (suseconds_t)(wait % 1000000u)};
-                event_add(c->flush_ev, &tv);
-                c->flush_soon = false;
-                return;
-            }
+        if (budget.active && !c->closing && c->proto == LW_CONN_PROTO_H2 && hold_first_flight(c)) {
+            return;
         }
         if (c->tls && seal(c) != 0) {
             lw_conn_close(c);
@@ -576,10 +595,10 @@ static bool handshake(struct lw_conn *c)
     int r = SSL_do_handshake(c->ssl);
     if (r == 1) {
         c->handshake_done = true;
-        /* What a record adds on the wire: header 5 + tag 16 + inner type 1 on TLS 1.3; header 5
-         * + explicit nonce 8 + tag 16 with TLS 1.2 AES-GCM (ChaCha20 needs 8 less: the margin
-         * only wastes a few bytes per segment). */
-        c->budget_cfg.tls_overhead = SSL_version(c->ssl) == TLS1_3_VERSION ? 22 : 29;
+        /* What a record adds on the wire for the negotiated cipher: header 5 + tag 16 + inner
+         * type 1 on TLS 1.3; header 5 + explicit nonce 8 + tag 16 with TLS 1.2 AES-GCM, 8 less
+         * with ChaCha20. Records are cut to fill segments exactly (aligned_record). */
+        c->budget_cfg.tls_overhead = (uint32_t)SSL_max_seal_overhead(c->ssl);
         const char *alpn = lw_tls_alpn(c->ssl);
         lw_log_debug("%s: TLS %s, ALPN %s", c->peer_str, SSL_get_version(c->ssl), alpn[0] ? alpn : "(none)");
         if (strcmp(alpn, "h2") == 0) {

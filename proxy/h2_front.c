@@ -56,7 +56,7 @@ struct lw_h2_front {
     bool framebuf_dirty;       /* frames were written to it since its pages were last given back */
     uint8_t framebuf_releases; /* how often they were */
     size_t produced;     /* DATA frame bytes on_send_data_frame gave the connection in this pass */
-    bool flight_formed;  /* a DATA frame or an interim response has gone out on this connection */
+    bool flight_formed;  /* a DATA frame or an interim response has been produced on this connection */
     /* Streams a PRIORITY_UPDATE named before they were opened (RFC 9218 allows it; nghttp2
      * keeps the priority), so that their requests count as signalled. */
     int32_t early_priority[4];
@@ -446,6 +446,9 @@ static void h2_on_interim(struct lw_request *req, int status)
         if (st(req)->response_submitted) {
             return;
         }
+        /* The hints and the promises they make are to leave at once, not to wait for a body
+         * (see lw_h2_front_first_flight). */
+        front_of(req)->flight_formed = true;
         /* Promised now, while the app is still thinking: the idle connection carries the
          * page's CSS and JS during that time. */
         push_links(front_of(req), req, req->hints, req->num_hints);
@@ -467,9 +470,7 @@ static void h2_on_interim(struct lw_request *req, int status)
     }
     nghttp2_submit_headers(front_of(req)->session, NGHTTP2_FLAG_NONE, req->stream_id, NULL, nva, num_extra + 1, NULL);
     free(nva);
-    /* An interim response is to leave at once, not to wait for a body (see
-     * lw_h2_front_first_flight). */
-    front_of(req)->flight_formed = true;
+    front_of(req)->flight_formed = true; /* an interim response leaves at once, as above */
     lw_conn_want_flush(req->conn);
 }
 
@@ -1086,9 +1087,17 @@ bool lw_h2_front_is_done(const struct lw_h2_front *h)
     return !nghttp2_session_want_read(h->session) && !nghttp2_session_want_write(h->session);
 }
 
-bool lw_h2_front_first_flight(struct lw_h2_front *h)
+enum lw_h2_flight lw_h2_front_first_flight(struct lw_h2_front *h)
 {
-    return !h->flight_formed && (h->num_open > 0 || nghttp2_session_get_last_proc_stream_id(h->session) == 0);
+    if (h->flight_formed) {
+        return LW_H2_FLIGHT_FORMED;
+    }
+    if (h->num_open > 0) {
+        return LW_H2_FLIGHT_NO_BODY;
+    }
+    /* A first response without a body (HEAD, 204, 304) closed its stream without DATA: what
+     * follows is no longer the first flight. */
+    return nghttp2_session_get_last_proc_stream_id(h->session) == 0 ? LW_H2_FLIGHT_NO_REQUEST : LW_H2_FLIGHT_FORMED;
 }
 
 bool lw_h2_front_is_idle(const struct lw_h2_front *h)

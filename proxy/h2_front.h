@@ -29,10 +29,15 @@ int lw_h2_front_recv(struct lw_h2_front *h, const char *data, size_t len);
 size_t lw_h2_front_produce(struct lw_h2_front *h, size_t budget);
 /* Neither side has anything more to say: the connection can close. */
 bool lw_h2_front_is_done(const struct lw_h2_front *h);
-/* No DATA frame has gone out yet, nor an interim response (a 103 is meant to leave while the
- * backend still thinks), and the first response is still to come (no request yet, or one
- * open): what the connection writes now is its first flight, and waits for body bytes. */
-bool lw_h2_front_first_flight(struct lw_h2_front *h);
+/* Where the connection's first flight stands: what it writes before its first DATA frame or
+ * interim response (a 103 is meant to leave while the backend still thinks) can wait to leave
+ * with that DATA. */
+enum lw_h2_flight {
+    LW_H2_FLIGHT_FORMED,     /* DATA or an interim response has been produced: nothing to wait for */
+    LW_H2_FLIGHT_NO_REQUEST, /* no request yet: the client's first is likely on its way */
+    LW_H2_FLIGHT_NO_BODY,    /* a request is open, its response's body still to come */
+};
+enum lw_h2_flight lw_h2_front_first_flight(struct lw_h2_front *h);
 /* No stream is open. */
 bool lw_h2_front_is_idle(const struct lw_h2_front *h);
 /* Graceful stop: GOAWAY with the last stream processed; open streams finish. */
