@@ -381,7 +381,8 @@ static void linger(struct lw_conn *c)
  * in packets: across a 100 ms, 20 Mbit/s link the three came back acknowledged together and
  * released a burst of six segments, whose queue a script asked for at once then waited
  * behind (1.053 RTT; 1.036 with the hold). So while the budget is active, what comes before
- * the first DATA waits for it and leaves with it, in full segments. The wait is a timer of a
+ * the first DATA waits for it and leaves with it (only the flight's last segment may be
+ * short: the budget does not count what was held). The wait is a timer of a
  * thirty-second of the RTT, 2 ms at most (the loop's timers may fire a clock tick late),
  * once while the first request is awaited and once while its body is. */
 #define FIRST_FLIGHT_HOLD_US 2000
