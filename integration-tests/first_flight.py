@@ -95,15 +95,15 @@ def main():
                 continue
             plain_all += plain
             while first_body_end is None and len(plain_all) >= pos + 9:
-                length = int.from_bytes(plain_all[pos:pos + 3], "big")
+                frame_len = int.from_bytes(plain_all[pos:pos + 3], "big")
                 kind, stream = plain_all[pos + 3], int.from_bytes(plain_all[pos + 5:pos + 9], "big") & 0x7FFFFFFF
-                if kind == 0 and stream == 1 and length > 0:
+                if kind == 0 and stream == 1 and frame_len > 0:
                     if len(plain_all) > pos + 9:
                         first_body_end = offset
                     break
-                if len(plain_all) < pos + 9 + length:
+                if len(plain_all) < pos + 9 + frame_len:
                     break
-                pos += 9 + length
+                pos += 9 + frame_len
             for ev in conn.receive_data(plain):
                 if isinstance(ev, h2.events.DataReceived) and ev.stream_id == 1:
                     body += len(ev.data)
