@@ -441,14 +441,14 @@ static void h2_on_interim(struct lw_request *req, int status)
 {
     const struct lw_hdr *extra = NULL;
     size_t num_extra = 0;
+    /* An interim response, and what a 103 promises, leave at once: no body follows them soon
+     * (see lw_h2_front_first_flight). */
+    front_of(req)->flight_formed = true;
     if (status == 103) {
         enum lw_config_push_policy p = req->policy;
         if (st(req)->response_submitted) {
             return;
         }
-        /* The hints and the promises they make are to leave at once, not to wait for a body
-         * (see lw_h2_front_first_flight). */
-        front_of(req)->flight_formed = true;
         /* Promised now, while the app is still thinking: the idle connection carries the
          * page's CSS and JS during that time. */
         push_links(front_of(req), req, req->hints, req->num_hints);
@@ -470,7 +470,6 @@ static void h2_on_interim(struct lw_request *req, int status)
     }
     nghttp2_submit_headers(front_of(req)->session, NGHTTP2_FLAG_NONE, req->stream_id, NULL, nva, num_extra + 1, NULL);
     free(nva);
-    front_of(req)->flight_formed = true; /* an interim response leaves at once, as above */
     lw_conn_want_flush(req->conn);
 }
 
