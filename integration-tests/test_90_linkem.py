@@ -146,6 +146,16 @@ def _ping_rtt_ms(ns, addr, count):
     return float(m.group(1)), float(m.group(2)), float(m.group(3))
 
 
+def _stop_and_clean(procs, namespaces):
+    """Stop the processes a test started (None for those it did not get to), then delete the
+    namespaces linkem left behind: they are ours, their names carry our pid."""
+    for proc in procs:
+        if proc is not None:
+            proc.stop(10 * SLOW)
+    for ns in set(namespaces) & _namespaces():
+        subprocess.run(["ip", "netns", "del", ns], timeout=10)
+
+
 _WHY_NOT = _why_not_runnable()
 pytestmark = pytest.mark.skipif(_WHY_NOT is not None, reason=_WHY_NOT or "")
 
@@ -255,11 +265,7 @@ def test_linkem_queue_limit_engages_at_the_link_rate(lowat_bin, tmp_path):
         # throughput, so the lower bound is the tight one.
         assert 0.95 * 19.31 <= float(held.group(1)) <= 1.5 * 19.31, held.group(0)
     finally:
-        for proc in (lw, origin, linkem):
-            if proc is not None:
-                proc.stop(10 * SLOW)
-        for ns in {ns_a, ns_b} & _namespaces():
-            subprocess.run(["ip", "netns", "del", ns], timeout=10)
+        _stop_and_clean((lw, origin, linkem), (ns_a, ns_b))
 
 
 def test_linkem_first_flight_carries_the_first_body_bytes(lowat_bin, tmp_path):
@@ -294,8 +300,4 @@ def test_linkem_first_flight_carries_the_first_body_bytes(lowat_bin, tmp_path):
         # packets) of their own, and the first body bytes ended 2,007 bytes in.
         assert got["first_body_end"] <= got["mss"], f"the first body bytes came {got['first_body_end']} bytes in: {got}"
     finally:
-        for proc in (lw, app, linkem):
-            if proc is not None:
-                proc.stop(10 * SLOW)
-        for ns in {NS_A, NS_B} & _namespaces():
-            subprocess.run(["ip", "netns", "del", ns], timeout=10)
+        _stop_and_clean((lw, app, linkem), (NS_A, NS_B))
