@@ -301,3 +301,48 @@ def test_linkem_first_flight_carries_the_first_body_bytes(lowat_bin, tmp_path):
         assert got["first_body_end"] <= got["mss"], f"the first body bytes came {got['first_body_end']} bytes in: {got}"
     finally:
         _stop_and_clean((lw, app, linkem), (NS_A, NS_B))
+
+
+def test_linkem_late_requests_while_a_large_response_streams(lowat_bin, tmp_path):
+    """Across a 40 ms, 20 Mbit/s link the write budget is active and the window fills. Two more
+    requests come on the connection while a 2 MB response streams: one the backend answers at
+    once, one it answers after 400 ms. lowat keeps the connection's output back for a moment
+    while a new response is about to start, so that the large response's bytes do not queue in
+    front of it (what that gains is measured by tools/bench/responsiveness). Here: the moment
+    must end on its own when the backend is slow. All three arrive whole, and the large one
+    keeps flowing while the slow one is awaited."""
+    ns_a, ns_b = f"lw92-{os.getpid()}-a", f"lw92-{os.getpid()}-b"
+    assert not {ns_a, ns_b} & _namespaces(), f"namespaces {ns_a}/{ns_b} exist already"
+    linkem = origin = lw = None
+    try:
+        linkem = Proc([LINKEM_BIN, "--ns-a", ns_a, "--ns-b", ns_b, "--addr-a", f"{ADDR_A}/30",
+                       "--addr-b", f"{ADDR_B}/30", "--delay-ms", DELAY_MS, "--rate-mbit", 20,
+                       "--duration-s", LINKEM_DURATION_S, "--create"])
+        assert linkem.wait_line(r"^linkem ready: ", 10), f"linkem did not get ready:\n{linkem.text()}"
+        serve = ("import sys, threading; sys.path.insert(0, sys.argv[1]); from backend import Backend; "
+                 "b = Backend(host=sys.argv[2]); print('port', b.port, flush=True); threading.Event().wait()")
+        origin = Proc(_in_ns(ns_b, "/usr/bin/python3", "-u", "-c", serve, REPO / "integration-tests", ADDR_B))
+        m = origin.wait_line(r"^port (\d+)", 10 * SLOW)
+        assert m, f"the origin did not start:\n{origin.text()}"
+        cfg = make_config(tmp_path, f"{ADDR_B}:{m.group(1)}", workers=1,
+                          listeners=[{"address": f"{ADDR_B}:0", "tls": True}])
+        (tmp_path / "lowat.yaml").write_text(to_yaml(cfg) + "\n")
+        lw = Proc(_in_ns(ns_b, lowat_bin, "-c", tmp_path / "lowat.yaml"), env=lowat_env())
+        m = lw.wait_line(LISTEN_RE.pattern, 10 * SLOW)
+        assert m, f"lowat did not start in {ns_b}:\n{lw.text()}"
+        p = subprocess.run(_in_ns(ns_a, "/usr/bin/python3", REPO / "integration-tests" / "late_request.py",
+                                  ADDR_B, m.group(2), "/bytes/2000000", 256 * 1024, "/bytes/1024", "/slow/400"),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        assert p.returncode == 0, p.stderr.decode(errors="replace")
+        got = json.loads(p.stdout)
+        streams = got["streams"]
+        assert streams["/bytes/2000000"] == {"status": "200", "bytes": 2_000_000, "done_ms": None}, got
+        assert (streams["/bytes/1024"]["status"], streams["/bytes/1024"]["bytes"]) == ("200", 1024), got
+        assert streams["/slow/400"]["status"] == "200" and streams["/slow/400"]["bytes"] > 0, got
+        # The slow answer takes 400 ms and a round trip; the large response must not wait for it.
+        # Reads come every few milliseconds at 20 Mbit/s; a hold that did not end by itself would
+        # show as a gap of about 400 ms.
+        assert streams["/slow/400"]["done_ms"] >= 400, got
+        assert got["max_gap_ms"] < 150 * SLOW, f"the large response stalled while a request was awaited: {got}"
+    finally:
+        _stop_and_clean((lw, origin, linkem), (ns_a, ns_b))

@@ -386,6 +386,22 @@ static void linger(struct lw_conn *c)
  * thirty-second of the RTT, 2 ms at most (the loop's timers may fire a clock tick late),
  * once while the first request is awaited and once while its body is. */
 #define FIRST_FLIGHT_HOLD_US 2000
+/* The same for a request that comes after the first flight: until its response has started
+ * (see lw_h2_front_awaited_since), or for RTT/32 and at most this, nothing more goes into the
+ * socket (control frames wait too). With the window full, what we write waits unsent in the
+ * kernel, and TCP keeps a write larger than the free part of the window back whole until the
+ * next ACK (TSO deferral): bytes written while the backend answers would leave in front of
+ * the new response. The clock starts with the first request that comes while none waits, so
+ * one slow response does not hold the connection again and again. */
+#define RESPONSE_HOLD_US 2000
+
+/* Flush again after wait_us (the end of a hold). */
+static void arm_flush_timer(struct lw_conn *c, uint64_t wait_us)
+{
+    struct timeval tv = {(time_t)(wait_us / 1000000u), (suseconds_t)(wait_us % 1000000u)};
+    event_add(c->flush_ev, &tv);
+    c->flush_soon = false;
+}
 
 /* Hold what flush() produced for the first flight (see FIRST_FLIGHT_HOLD_US): true when it
  * waits, with a timer set to flush again. */
@@ -408,10 +424,27 @@ static bool hold_first_flight(struct lw_conn *c)
     if (now >= c->hold_until_us) {
         return false;
     }
-    uint64_t wait = c->hold_until_us - now;
-    struct timeval tv = {(time_t)(wait / 1000000u), (suseconds_t)(wait % 1000000u)};
-    event_add(c->flush_ev, &tv);
-    c->flush_soon = false;
+    arm_flush_timer(c, c->hold_until_us - now);
+    return true;
+}
+
+/* Whether to hold the connection's output for a response that is about to start
+ * (RESPONSE_HOLD_US); if so, the timer that ends the hold is armed. */
+static bool hold_for_response(struct lw_conn *c)
+{
+    if (c->proto != LW_CONN_PROTO_H2) {
+        return false;
+    }
+    uint64_t since = lw_h2_front_awaited_since(c->h2);
+    if (since == 0) {
+        return false;
+    }
+    uint64_t until = since + LW_MIN((uint64_t)RESPONSE_HOLD_US, (uint64_t)c->rtt_us / 32);
+    uint64_t now = lw_time_mono_us();
+    if (now >= until) {
+        return false;
+    }
+    arm_flush_timer(c, until - now);
     return true;
 }
 
@@ -453,6 +486,12 @@ static void flush(struct lw_conn *c)
                     /* Otherwise what is already staged or sealed still goes out. */
                 }
                 size_t room = LW_MIN(WBUF_HIGH - queued, budget.bytes);
+                if (budget.active && room > 0 && !c->closing && hold_for_response(c)) {
+                    if (queued == 0) {
+                        return;
+                    }
+                    room = 0; /* what is already staged or sealed still goes out */
+                }
                 size_t produced = room > 0 ? produce(c, room) : 0;
                 if (c->closed) {
                     return;

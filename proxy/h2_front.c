@@ -57,6 +57,12 @@ struct lw_h2_front {
     uint8_t framebuf_releases; /* how often they were */
     size_t produced;     /* DATA frame bytes on_send_data_frame gave the connection in this pass */
     bool flight_formed;  /* a DATA frame or an interim response has been produced on this connection */
+    /* Requests that came after the first flight and wait for their response to start (see
+     * lw_h2_front_awaited_since); when the first of the current ones came; whether one of them
+     * (or an interim response) became ready since the last pass that produced anything. */
+    uint32_t awaiting;
+    uint64_t awaited_since_us;
+    bool fresh_head;
     /* Streams a PRIORITY_UPDATE named before they were opened (RFC 9218 allows it; nghttp2
      * keeps the priority), so that their requests count as signalled. */
     int32_t early_priority[4];
@@ -87,6 +93,7 @@ struct h2_stream_state {
     bool deferred;       /* the data source waits for body bytes */
     bool has_priority;   /* the request carried an RFC 9218 priority header */
     bool response_submitted;
+    bool awaited; /* counted in the front's awaiting: no head, or a head without body bytes yet */
 };
 
 static const struct lw_request_front_ops h2_ops;
@@ -179,6 +186,18 @@ static int on_send_data_frame(nghttp2_session *session, nghttp2_frame *frame, co
     return h->produce_left < PRODUCE_MIN ? NGHTTP2_ERR_PAUSE : 0;
 }
 
+/* The request no longer waits for its response to start (see lw_h2_front_awaited_since).
+ * True if it did. */
+static bool not_awaited(struct lw_h2_front *h, struct lw_request *req)
+{
+    if (req->front_state == NULL || !st(req)->awaited) {
+        return false;
+    }
+    st(req)->awaited = false;
+    h->awaiting--;
+    return true;
+}
+
 /* The three digits of a status code (100..999: the backend parser and our own replies
  * guarantee the range), as :status carries them. */
 static void status_digits(char out[3], int status)
@@ -214,6 +233,13 @@ static void submit_response(struct lw_request *req, int status, const struct lw_
                    (req->resp_done && lw_buf_size(&req->resp_body) == 0 && has_length && length == 0);
     nghttp2_data_provider prd = {.source.ptr = req, .read_callback = on_send_data};
     st(req)->response_submitted = true;
+    /* Backends often write the head and the body apart: the hold lasts until the body's first
+     * bytes are in too, or the head would go out with the other streams' bytes behind it and
+     * the body would queue behind those. */
+    bool body_ready = no_body || req->resp_done || lw_buf_size(&req->resp_body) > 0;
+    if (body_ready && not_awaited(h, req)) {
+        h->fresh_head = true;
+    }
     lw_request_note_response_head(req);
     int rv = nghttp2_submit_response(h->session, req->stream_id, nva, n, no_body ? NULL : &prd);
     if (rv != 0) {
@@ -408,6 +434,9 @@ static void h2_on_response_head(struct lw_request *req)
 
 static void h2_on_response_body(struct lw_request *req)
 {
+    if (st(req)->response_submitted && not_awaited(front_of(req), req)) {
+        front_of(req)->fresh_head = true;
+    }
     if (st(req)->deferred) {
         st(req)->deferred = false;
         nghttp2_session_resume_data(front_of(req)->session, req->stream_id);
@@ -442,8 +471,9 @@ static void h2_on_interim(struct lw_request *req, int status)
     const struct lw_hdr *extra = NULL;
     size_t num_extra = 0;
     /* An interim response, and what a 103 promises, leave at once: no body follows them soon
-     * (see lw_h2_front_first_flight). */
+     * (see lw_h2_front_first_flight and lw_h2_front_awaited_since). */
     front_of(req)->flight_formed = true;
+    front_of(req)->fresh_head = true;
     if (status == 103) {
         enum lw_config_push_policy p = req->policy;
         if (st(req)->response_submitted) {
@@ -599,6 +629,13 @@ static void start_request(struct lw_h2_front *h, struct lw_request *req, bool en
         return;
     }
     bool pushed_before = h->memo != NULL && lw_push_memo_has(h->memo, req->path, req->path_len);
+    if (h->flight_formed) {
+        if (h->awaiting == 0) {
+            h->awaited_since_us = lw_time_mono_us();
+        }
+        s->awaited = true;
+        h->awaiting++;
+    }
     lw_request_dispatch(req);
     if (pushed_before && req->front_attached) {
         /* The client asked for what was pushed to it: the push was wasted or came too late. */
@@ -695,6 +732,7 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
     if (!complete && error_code != NGHTTP2_NO_ERROR) {
         lw_log_debug("%s: stream %d closed: %s", h->conn->peer_str, stream_id, nghttp2_http2_strerror(error_code));
     }
+    not_awaited(h, req);
     req->front_state = NULL;
     lw_request_front_done(req, !complete);
     if (h->num_open == 0) {
@@ -1075,10 +1113,18 @@ size_t lw_h2_front_produce(struct lw_h2_front *h, size_t budget)
             total += (size_t)n;
         }
         if (h->conn->closed) {
-            break;
+            return total;
         }
     }
+    if (total > 0) {
+        h->fresh_head = false;
+    }
     return total;
+}
+
+uint64_t lw_h2_front_awaited_since(const struct lw_h2_front *h)
+{
+    return h->awaiting > 0 && !h->fresh_head ? h->awaited_since_us : 0;
 }
 
 bool lw_h2_front_is_done(const struct lw_h2_front *h)

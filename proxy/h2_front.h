@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct lw_conn;
 struct lw_h2_front;
@@ -38,6 +39,12 @@ enum lw_h2_flight {
     LW_H2_FLIGHT_NO_BODY,    /* a request is open, its response's body still to come */
 };
 enum lw_h2_flight lw_h2_front_first_flight(struct lw_h2_front *h);
+/* Requests that came after the first flight wait for their responses to start (a head and the
+ * first body bytes, or a head without body): since when (lw_time_mono_us; the clock starts
+ * when the first of them comes while none waits), so that the connection can keep the other
+ * streams' bytes from queueing in front of those responses. 0 when none waits, or when one of
+ * them, or an interim response, has become ready and not gone out yet. */
+uint64_t lw_h2_front_awaited_since(const struct lw_h2_front *h);
 /* No stream is open. */
 bool lw_h2_front_is_idle(const struct lw_h2_front *h);
 /* Graceful stop: GOAWAY with the last stream processed; open streams finish. */
