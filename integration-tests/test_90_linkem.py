@@ -156,6 +156,26 @@ def _stop_and_clean(procs, namespaces):
         subprocess.run(["ip", "netns", "del", ns], timeout=10)
 
 
+def _start_linkem(ns_a, ns_b, delay_ms, rate_mbit):
+    linkem = Proc([LINKEM_BIN, "--ns-a", ns_a, "--ns-b", ns_b, "--addr-a", f"{ADDR_A}/30",
+                   "--addr-b", f"{ADDR_B}/30", "--delay-ms", delay_ms, "--rate-mbit", rate_mbit,
+                   "--duration-s", LINKEM_DURATION_S, "--create"])
+    assert linkem.wait_line(r"^linkem ready: ", 10), f"linkem did not get ready:\n{linkem.text()}"
+    return linkem
+
+
+def _start_lowat(lowat_bin, tmp_path, ns, origin, **cfg_opts):
+    """lowat in ns, one worker, in front of origin (host:port); returns (proc, listen match)."""
+    tls = cfg_opts.pop("tls", False)
+    listener = {"address": f"{ADDR_B}:0", "tls": True} if tls else {"address": f"{ADDR_B}:0"}
+    cfg = make_config(tmp_path, origin, workers=1, listeners=[listener], **cfg_opts)
+    (tmp_path / "lowat.yaml").write_text(to_yaml(cfg) + "\n")
+    lw = Proc(_in_ns(ns, lowat_bin, "-c", tmp_path / "lowat.yaml"), env=lowat_env())
+    m = lw.wait_line(LISTEN_RE.pattern, 10 * SLOW)
+    assert m, f"lowat did not start in {ns}:\n{lw.text()}"
+    return lw, m
+
+
 _WHY_NOT = _why_not_runnable()
 pytestmark = pytest.mark.skipif(_WHY_NOT is not None, reason=_WHY_NOT or "")
 
@@ -170,10 +190,7 @@ def test_linkem_rtt_and_h1_exchange(lowat_bin, tmp_path):
     linkem = app = lw = None
     results = {}
     try:
-        linkem = Proc([LINKEM_BIN, "--ns-a", NS_A, "--ns-b", NS_B, "--addr-a", f"{ADDR_A}/30",
-                       "--addr-b", f"{ADDR_B}/30", "--delay-ms", DELAY_MS, "--rate-mbit", 100,
-                       "--duration-s", LINKEM_DURATION_S, "--create"])
-        assert linkem.wait_line(r"^linkem ready: ", 10), f"linkem did not get ready:\n{linkem.text()}"
+        linkem = _start_linkem(NS_A, NS_B, DELAY_MS, 100)
 
         rtt_min, rtt_avg, rtt_max = _ping_rtt_ms(NS_A, ADDR_B, 3)
         assert abs(rtt_avg - 2 * DELAY_MS) <= 5, f"ping RTT {rtt_min}/{rtt_avg}/{rtt_max} ms, want {2 * DELAY_MS} +-5"
@@ -183,13 +200,8 @@ def test_linkem_rtt_and_h1_exchange(lowat_bin, tmp_path):
         assert m, f"the demo app did not start in {NS_B}:\n{app.text()}"
         app_port = int(m.group(1))
 
-        cfg = make_config(tmp_path, f"{ADDR_B}:{app_port}", workers=1,
-                          listeners=[{"address": f"{ADDR_B}:0"}])
-        cfg_path = tmp_path / "lowat.yaml"
-        cfg_path.write_text(to_yaml(cfg) + "\n")
-        lw = Proc(_in_ns(NS_B, lowat_bin, "-c", cfg_path), env=lowat_env())
-        m = lw.wait_line(LISTEN_RE.pattern, 10 * SLOW)
-        assert m and m.group(3) == "cleartext", f"lowat did not start in {NS_B}:\n{lw.text()}"
+        lw, m = _start_lowat(lowat_bin, tmp_path, NS_B, f"{ADDR_B}:{app_port}")
+        assert m.group(3) == "cleartext", m.group(0)
         port = int(m.group(2))
 
         p = subprocess.run(_in_ns(NS_A, "curl", "-sS", "--max-time", "10", "-o", "-",
@@ -239,20 +251,12 @@ def test_linkem_queue_limit_engages_at_the_link_rate(lowat_bin, tmp_path):
     (www / "big.bin").write_bytes(os.urandom(2_000_000))
     linkem = origin = lw = None
     try:
-        linkem = Proc([LINKEM_BIN, "--ns-a", ns_a, "--ns-b", ns_b, "--addr-a", f"{ADDR_A}/30",
-                       "--addr-b", f"{ADDR_B}/30", "--delay-ms", 50, "--rate-mbit", 20,
-                       "--duration-s", LINKEM_DURATION_S, "--create"])
-        assert linkem.wait_line(r"^linkem ready: ", 10), f"linkem did not get ready:\n{linkem.text()}"
+        linkem = _start_linkem(ns_a, ns_b, 50, 20)
         origin = Proc(_in_ns(ns_b, "/usr/bin/python3", "-u", "-m", "http.server", "--bind", ADDR_B,
                              "--directory", www, 0))
         m = origin.wait_line(r"port (\d+)", 10 * SLOW)
         assert m, f"the origin did not start:\n{origin.text()}"
-        cfg = make_config(tmp_path, f"{ADDR_B}:{m.group(1)}", workers=1, log_level="debug",
-                          listeners=[{"address": f"{ADDR_B}:0"}])
-        (tmp_path / "lowat.yaml").write_text(to_yaml(cfg) + "\n")
-        lw = Proc(_in_ns(ns_b, lowat_bin, "-c", tmp_path / "lowat.yaml"), env=lowat_env())
-        m = lw.wait_line(LISTEN_RE.pattern, 10 * SLOW)
-        assert m, f"lowat did not start in {ns_b}:\n{lw.text()}"
+        lw, m = _start_lowat(lowat_bin, tmp_path, ns_b, f"{ADDR_B}:{m.group(1)}", log_level="debug")
         p = subprocess.run(_in_ns(ns_a, "curl", "-sS", "--max-time", "20", "-o", "/dev/null",
                                   "-w", "%{http_code} %{size_download}", f"http://{ADDR_B}:{m.group(2)}/big.bin"),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
@@ -277,19 +281,11 @@ def test_linkem_first_flight_carries_the_first_body_bytes(lowat_bin, tmp_path):
     assert not {NS_A, NS_B} & _namespaces(), f"namespaces {NS_A}/{NS_B} exist already"
     linkem = app = lw = None
     try:
-        linkem = Proc([LINKEM_BIN, "--ns-a", NS_A, "--ns-b", NS_B, "--addr-a", f"{ADDR_A}/30",
-                       "--addr-b", f"{ADDR_B}/30", "--delay-ms", DELAY_MS, "--rate-mbit", 100,
-                       "--duration-s", LINKEM_DURATION_S, "--create"])
-        assert linkem.wait_line(r"^linkem ready: ", 10), f"linkem did not get ready:\n{linkem.text()}"
+        linkem = _start_linkem(NS_A, NS_B, DELAY_MS, 100)
         app = Proc(_in_ns(NS_B, DEMO_APP_BIN, "--listen", f"{ADDR_B}:0", "--quiet"))
         m = app.wait_line(r"listening on [\d.]+:(\d+)", 10 * SLOW)
         assert m, f"the demo app did not start in {NS_B}:\n{app.text()}"
-        cfg = make_config(tmp_path, f"{ADDR_B}:{m.group(1)}", workers=1,
-                          listeners=[{"address": f"{ADDR_B}:0", "tls": True}])
-        (tmp_path / "lowat.yaml").write_text(to_yaml(cfg) + "\n")
-        lw = Proc(_in_ns(NS_B, lowat_bin, "-c", tmp_path / "lowat.yaml"), env=lowat_env())
-        m = lw.wait_line(LISTEN_RE.pattern, 10 * SLOW)
-        assert m, f"lowat did not start in {NS_B}:\n{lw.text()}"
+        lw, m = _start_lowat(lowat_bin, tmp_path, NS_B, f"{ADDR_B}:{m.group(1)}", tls=True)
         p = subprocess.run(_in_ns(NS_A, "/usr/bin/python3", REPO / "integration-tests" / "first_flight.py",
                                   ADDR_B, m.group(2), "/static/photo.svg"),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
@@ -315,21 +311,13 @@ def test_linkem_late_requests_while_a_large_response_streams(lowat_bin, tmp_path
     assert not {ns_a, ns_b} & _namespaces(), f"namespaces {ns_a}/{ns_b} exist already"
     linkem = origin = lw = None
     try:
-        linkem = Proc([LINKEM_BIN, "--ns-a", ns_a, "--ns-b", ns_b, "--addr-a", f"{ADDR_A}/30",
-                       "--addr-b", f"{ADDR_B}/30", "--delay-ms", DELAY_MS, "--rate-mbit", 20,
-                       "--duration-s", LINKEM_DURATION_S, "--create"])
-        assert linkem.wait_line(r"^linkem ready: ", 10), f"linkem did not get ready:\n{linkem.text()}"
+        linkem = _start_linkem(ns_a, ns_b, DELAY_MS, 20)
         serve = ("import sys, threading; sys.path.insert(0, sys.argv[1]); from backend import Backend; "
                  "b = Backend(host=sys.argv[2]); print('port', b.port, flush=True); threading.Event().wait()")
         origin = Proc(_in_ns(ns_b, "/usr/bin/python3", "-u", "-c", serve, REPO / "integration-tests", ADDR_B))
         m = origin.wait_line(r"^port (\d+)", 10 * SLOW)
         assert m, f"the origin did not start:\n{origin.text()}"
-        cfg = make_config(tmp_path, f"{ADDR_B}:{m.group(1)}", workers=1,
-                          listeners=[{"address": f"{ADDR_B}:0", "tls": True}])
-        (tmp_path / "lowat.yaml").write_text(to_yaml(cfg) + "\n")
-        lw = Proc(_in_ns(ns_b, lowat_bin, "-c", tmp_path / "lowat.yaml"), env=lowat_env())
-        m = lw.wait_line(LISTEN_RE.pattern, 10 * SLOW)
-        assert m, f"lowat did not start in {ns_b}:\n{lw.text()}"
+        lw, m = _start_lowat(lowat_bin, tmp_path, ns_b, f"{ADDR_B}:{m.group(1)}", tls=True)
         p = subprocess.run(_in_ns(ns_a, "/usr/bin/python3", REPO / "integration-tests" / "late_request.py",
                                   ADDR_B, m.group(2), "/bytes/2000000", 256 * 1024, "/bytes/1024", "/slow/400"),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
