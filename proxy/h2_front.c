@@ -629,7 +629,7 @@ static void start_request(struct lw_h2_front *h, struct lw_request *req, bool en
         return;
     }
     bool pushed_before = h->memo != NULL && lw_push_memo_has(h->memo, req->path, req->path_len);
-    if (h->flight_formed) {
+    if (h->flight_formed && h->conn->lowat_set) { /* only a write budget holds output */
         if (h->awaiting == 0) {
             h->awaited_since_us = lw_time_mono_us();
         }
