@@ -382,29 +382,39 @@ static void linger(struct lw_conn *c)
  * released a burst of six segments, whose queue a script asked for at once then waited
  * behind (1.053 RTT; 1.036 with the hold). So while the budget is active, what comes before
  * the first DATA waits for it and leaves with it (only the flight's last segment may be
- * short: the budget does not count what was held). The wait is a timer of a
- * thirty-second of the RTT, 2 ms at most (the loop's timers may fire a clock tick late),
- * once while the first request is awaited and once while its body is. */
-#define FIRST_FLIGHT_HOLD_US 2000
-/* The same for a request that comes after the first flight: until its response has started
- * (see lw_h2_front_awaited_since), or for RTT/32 and at most this, nothing more goes into the
- * socket (control frames wait too). With the window full, what we write waits unsent in the
- * kernel, and TCP keeps a write larger than the free part of the window back whole until the
- * next ACK (TSO deferral): bytes written while the backend answers would leave in front of
- * the new response. The clock starts with the first request that comes while none waits, so
- * one slow response does not hold the connection again and again. */
-#define RESPONSE_HOLD_US 2000
+ * short: the budget does not count what was held), once while the first request is awaited
+ * and once while its body is.
+ *
+ * The same for a request that comes after the first flight: until its response has started
+ * (see lw_h2_front_awaited_since), nothing more goes into the socket (control frames wait
+ * too). With the window full, what we write waits unsent in the kernel, and TCP keeps a write
+ * larger than the free part of the window back whole until the next ACK (TSO deferral): bytes
+ * written while the backend answers would leave in front of the new response. The clock
+ * starts with the first request that comes while none waits, so one slow response does not
+ * hold the connection again and again.
+ *
+ * Either hold is a timer of a thirty-second of the RTT, and at most this (the loop's timers
+ * may fire a clock tick late). */
+#define HOLD_MAX_US 2000
 
-/* Flush again after wait_us (the end of a hold). */
-static void arm_flush_timer(struct lw_conn *c, uint64_t wait_us)
+/* Whether a hold that began at start_us still runs (see HOLD_MAX_US); if so, the timer that
+ * ends it is armed. */
+static bool hold_from(struct lw_conn *c, uint64_t start_us)
 {
-    struct timeval tv = {(time_t)(wait_us / 1000000u), (suseconds_t)(wait_us % 1000000u)};
+    uint64_t until = start_us + LW_MIN((uint64_t)HOLD_MAX_US, (uint64_t)c->rtt_us / 32);
+    uint64_t now = lw_time_mono_us();
+    if (now >= until) {
+        return false;
+    }
+    uint64_t wait = until - now;
+    struct timeval tv = {(time_t)(wait / 1000000u), (suseconds_t)(wait % 1000000u)};
     event_add(c->flush_ev, &tv);
     c->flush_soon = false;
+    return true;
 }
 
-/* Hold what flush() produced for the first flight (see FIRST_FLIGHT_HOLD_US): true when it
- * waits, with a timer set to flush again. */
+/* Hold what flush() produced for the first flight (see HOLD_MAX_US): true when it waits, with a
+ * timer set to flush again. */
 static bool hold_first_flight(struct lw_conn *c)
 {
     enum lw_h2_flight phase = lw_h2_front_first_flight(c->h2);
@@ -416,36 +426,22 @@ static bool hold_first_flight(struct lw_conn *c)
          * for before it sends a request. */
         return false;
     }
-    uint64_t now = lw_time_mono_us();
     if (c->hold_phase != (uint8_t)phase) {
         c->hold_phase = (uint8_t)phase;
-        c->hold_until_us = now + LW_MIN((uint64_t)FIRST_FLIGHT_HOLD_US, (uint64_t)c->rtt_us / 32);
+        c->hold_start_us = lw_time_mono_us();
     }
-    if (now >= c->hold_until_us) {
-        return false;
-    }
-    arm_flush_timer(c, c->hold_until_us - now);
-    return true;
+    return hold_from(c, c->hold_start_us);
 }
 
-/* Whether to hold the connection's output for a response that is about to start
- * (RESPONSE_HOLD_US); if so, the timer that ends the hold is armed. */
+/* Whether to hold the connection's output for a response that is about to start (see
+ * HOLD_MAX_US); if so, the timer that ends the hold is armed. */
 static bool hold_for_response(struct lw_conn *c)
 {
     if (c->proto != LW_CONN_PROTO_H2) {
         return false;
     }
     uint64_t since = lw_h2_front_awaited_since(c->h2);
-    if (since == 0) {
-        return false;
-    }
-    uint64_t until = since + LW_MIN((uint64_t)RESPONSE_HOLD_US, (uint64_t)c->rtt_us / 32);
-    uint64_t now = lw_time_mono_us();
-    if (now >= until) {
-        return false;
-    }
-    arm_flush_timer(c, until - now);
-    return true;
+    return since != 0 && hold_from(c, since);
 }
 
 static void flush(struct lw_conn *c)

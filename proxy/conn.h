@@ -63,8 +63,8 @@ struct lw_conn {
     size_t record_size;      /* TLS record payload size for the next records */
     uint64_t bytes_since_idle;
     uint64_t last_write_us;
-    uint64_t hold_until_us; /* the first flight waits for its first DATA until then */
-    uint8_t hold_phase;     /* the enum lw_h2_flight that hold_until_us was set for; 0: none yet */
+    uint64_t hold_start_us; /* when the first flight began to wait for its first DATA */
+    uint8_t hold_phase;     /* the enum lw_h2_flight that hold_start_us was set for; 0: none yet */
     struct lw_reap reap;
 };
 

@@ -62,7 +62,7 @@ struct lw_h2_front {
      * (or an interim response) became ready since the last pass that produced anything. */
     uint32_t awaiting;
     uint64_t awaited_since_us;
-    bool fresh_head;
+    bool response_ready;
     /* Streams a PRIORITY_UPDATE named before they were opened (RFC 9218 allows it; nghttp2
      * keeps the priority), so that their requests count as signalled. */
     int32_t early_priority[4];
@@ -238,7 +238,7 @@ static void submit_response(struct lw_request *req, int status, const struct lw_
      * the body would queue behind those. */
     bool body_ready = no_body || req->resp_done || lw_buf_size(&req->resp_body) > 0;
     if (body_ready && not_awaited(h, req)) {
-        h->fresh_head = true;
+        h->response_ready = true;
     }
     lw_request_note_response_head(req);
     int rv = nghttp2_submit_response(h->session, req->stream_id, nva, n, no_body ? NULL : &prd);
@@ -435,7 +435,7 @@ static void h2_on_response_head(struct lw_request *req)
 static void h2_on_response_body(struct lw_request *req)
 {
     if (st(req)->response_submitted && not_awaited(front_of(req), req)) {
-        front_of(req)->fresh_head = true;
+        front_of(req)->response_ready = true;
     }
     if (st(req)->deferred) {
         st(req)->deferred = false;
@@ -473,7 +473,7 @@ static void h2_on_interim(struct lw_request *req, int status)
     /* An interim response, and what a 103 promises, leave at once: no body follows them soon
      * (see lw_h2_front_first_flight and lw_h2_front_awaited_since). */
     front_of(req)->flight_formed = true;
-    front_of(req)->fresh_head = true;
+    front_of(req)->response_ready = true;
     if (status == 103) {
         enum lw_config_push_policy p = req->policy;
         if (st(req)->response_submitted) {
@@ -1117,14 +1117,14 @@ size_t lw_h2_front_produce(struct lw_h2_front *h, size_t budget)
         }
     }
     if (total > 0) {
-        h->fresh_head = false;
+        h->response_ready = false;
     }
     return total;
 }
 
 uint64_t lw_h2_front_awaited_since(const struct lw_h2_front *h)
 {
-    return h->awaiting > 0 && !h->fresh_head ? h->awaited_since_us : 0;
+    return h->awaiting > 0 && !h->response_ready ? h->awaited_since_us : 0;
 }
 
 bool lw_h2_front_is_done(const struct lw_h2_front *h)
