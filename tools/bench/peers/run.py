@@ -26,7 +26,11 @@ Proxy CPU time comes from /proc/PID/stat (utime + stime of every thread) sampled
 measured window; a proxy below 90 % of one core during a load run is reported as not
 saturated, together with how busy CPU 1 (the load side) was.
 
-Usage: tools/bench/peers/run.py [--rounds 3] [--duration 10] [--only lowat,h2o] [--quick]
+With --cc NAME the whole run happens in a network namespace made for it, whose loopback routes
+carry `congctl NAME`: every TCP connection of the run (client, proxy and origin) then uses
+that congestion control whatever the machine's default is (see README.md for why it matters).
+
+Usage: tools/bench/peers/run.py [--rounds 3] [--duration 10] [--only lowat,h2o] [--quick] [--cc cubic]
 Run tools/bench/deps.sh first (it installs the peers, h2load, nginx, valgrind).
 """
 
@@ -61,6 +65,7 @@ CONF = HERE / "conf"
 PROXIES = ["lowat", "nghttpx", "h2o", "haproxy"]
 PROXY_CPU = 0
 LOAD_CPU = 1
+NETNS_ENV = "LOWAT_PEERS_NETNS"  # set in the copy of this script that runs inside the namespace (--cc)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 FILES = {"100b": 100, "16k": 16 * 1024, "1m": 1024 * 1024}
 TLS13_CIPHER = "TLS_AES_128_GCM_SHA256"  # offered alone by h2load, so every proxy uses it
@@ -805,6 +810,45 @@ def version(cmd):
         return "?"
 
 
+def tcp_congestion(port):
+    """The congestion control a new loopback connection to port gets (what the run's sockets use)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            return s.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).split(b"\0")[0].decode()
+    except OSError as e:
+        return f"? ({e})"
+
+
+def cc_description(port):
+    cc = tcp_congestion(port)
+    ns = os.environ.get(NETNS_ENV)
+    where = f"route `congctl` in the run's network namespace {ns}" if ns else "the machine's default"
+    return f"{cc} on every loopback connection of the run ({where}; read back from a connection to the origin)"
+
+
+def run_in_netns(cc):
+    """Run this script again inside a new network namespace whose loopback routes carry
+    `congctl cc`, and remove the namespace afterwards. Returns the child's exit status."""
+    ns = f"lowat-peers-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        for dst in ("127.0.0.0/8", "127.0.0.1"):
+            subprocess.run(["ip", "-n", ns, "route", "replace", "local", dst, "dev", "lo", "table", "local",
+                            "congctl", cc], check=True)
+        log(f"run.py: running in network namespace {ns}, loopback congestion control {cc}")
+        child = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, str(Path(__file__).resolve())] + sys.argv[1:],
+                                 env=dict(os.environ, **{NETNS_ENV: ns}))
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            child.terminate()
+            child.wait()
+            return 130
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
 def machine_info(lowat_bin):
     model = "?"
     with open("/proc/cpuinfo") as f:
@@ -839,7 +883,7 @@ def write_results(path, args, info, results, names, proxies, origin, cmds, instr
     now = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     out = [f"# lowat and its peers: results\n",
            f"Measured {now} with `tools/bench/peers/run.py --rounds {args.rounds} --duration {args.duration:g}"
-           + (f" --only {','.join(names)}" if args.only else "") + "`. Regenerate with the same command; "
+           + (f" --only {','.join(names)}" if args.only else "") + (f" --cc {args.cc}" if args.cc else "") + "`. Regenerate with the same command; "
            "see README.md beside this file for what each figure means.\n",
            "## Machine\n"]
     out += [f"- {k}: {v}" for k, v in info.items()]
@@ -898,7 +942,14 @@ def main():
                     help="markdown report to write (default: RESULTS.md beside this script; none with --quick)")
     ap.add_argument("--json", default=None, help="also write the raw numbers as JSON here")
     ap.add_argument("--keep-tmp", action="store_true", help="keep the temporary directory (configs, logs)")
+    ap.add_argument("--cc", default=None,
+                    help="run in a network namespace of its own whose loopback connections use this TCP "
+                         "congestion control (e.g. cubic); default: the machine's")
     args = ap.parse_args()
+    if args.cc and not os.environ.get(NETNS_ENV):
+        if args.cc not in open("/proc/sys/net/ipv4/tcp_available_congestion_control").read().split():
+            ap.error(f"--cc {args.cc}: not available here (see /proc/sys/net/ipv4/tcp_available_congestion_control)")
+        sys.exit(run_in_netns(args.cc))
 
     figures = set(args.figures.split(","))
     if args.quick:
@@ -967,6 +1018,7 @@ def main():
         # One lowat for the whole run: a copy taken now, so a rebuild of build/ during a long
         # run (others work in the same tree) cannot mix two binaries in one table.
         info = machine_info(args.lowat_bin)
+        info["TCP congestion control"] = cc_description(origin.port)
         lowat_copy = tmp / "lowat.bin"
         if "lowat" in names:
             shutil.copy2(args.lowat_bin, lowat_copy)
