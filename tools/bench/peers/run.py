@@ -26,11 +26,13 @@ Proxy CPU time comes from /proc/PID/stat (utime + stime of every thread) sampled
 measured window; a proxy below 90 % of one core during a load run is reported as not
 saturated, together with how busy CPU 1 (the load side) was.
 
-With --cc NAME the whole run happens in a network namespace made for it, whose loopback routes
-carry `congctl NAME`: every TCP connection of the run (client, proxy and origin) then uses
-that congestion control whatever the machine's default is (see README.md for why it matters).
+The whole run happens in a network namespace made for it, whose loopback routes carry
+`congctl cubic` (--cc): every TCP connection of the run (client, proxy and origin) uses cubic
+whatever the machine's default is. With BBR every loopback sender paces with a timer, and the
+origin's timers on the load core, not the proxies, then set the pace of large responses (see
+README.md). --cc system runs in the machine's own namespace with its default.
 
-Usage: tools/bench/peers/run.py [--rounds 3] [--duration 10] [--only lowat,h2o] [--quick] [--cc cubic]
+Usage: tools/bench/peers/run.py [--rounds 3] [--duration 10] [--only lowat,h2o] [--quick] [--cc system]
 Run tools/bench/deps.sh first (it installs the peers, h2load, nginx, valgrind).
 """
 
@@ -65,6 +67,7 @@ CONF = HERE / "conf"
 PROXIES = ["lowat", "nghttpx", "h2o", "haproxy"]
 PROXY_CPU = 0
 LOAD_CPU = 1
+DEFAULT_CC = "cubic"
 NETNS_ENV = "LOWAT_PEERS_NETNS"  # set in the copy of this script that runs inside the namespace (--cc)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 FILES = {"100b": 100, "16k": 16 * 1024, "1m": 1024 * 1024}
@@ -883,7 +886,7 @@ def write_results(path, args, info, results, names, proxies, origin, cmds, instr
     now = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     out = [f"# lowat and its peers: results\n",
            f"Measured {now} with `tools/bench/peers/run.py --rounds {args.rounds} --duration {args.duration:g}"
-           + (f" --only {','.join(names)}" if args.only else "") + (f" --cc {args.cc}" if args.cc else "") + "`. Regenerate with the same command; "
+           + (f" --only {','.join(names)}" if args.only else "") + (f" --cc {args.cc}" if args.cc != DEFAULT_CC else "") + "`. Regenerate with the same command; "
            "see README.md beside this file for what each figure means.\n",
            "## Machine\n"]
     out += [f"- {k}: {v}" for k, v in info.items()]
@@ -942,13 +945,17 @@ def main():
                     help="markdown report to write (default: RESULTS.md beside this script; none with --quick)")
     ap.add_argument("--json", default=None, help="also write the raw numbers as JSON here")
     ap.add_argument("--keep-tmp", action="store_true", help="keep the temporary directory (configs, logs)")
-    ap.add_argument("--cc", default=None,
-                    help="run in a network namespace of its own whose loopback connections use this TCP "
-                         "congestion control (e.g. cubic); default: the machine's")
+    ap.add_argument("--cc", default=DEFAULT_CC,
+                    help="TCP congestion control of every connection of the run, set on the loopback routes of "
+                         f"a network namespace made for the run (default {DEFAULT_CC}); "
+                         "'system': the machine's own namespace and default")
     args = ap.parse_args()
-    if args.cc and not os.environ.get(NETNS_ENV):
+    if args.cc != "system" and not os.environ.get(NETNS_ENV):
         if args.cc not in open("/proc/sys/net/ipv4/tcp_available_congestion_control").read().split():
             ap.error(f"--cc {args.cc}: not available here (see /proc/sys/net/ipv4/tcp_available_congestion_control)")
+        if os.geteuid() != 0 or not shutil.which("ip"):
+            ap.error(f"--cc {args.cc} makes a network namespace: it needs root and `ip` (iproute2); "
+                     "--cc system runs with the machine's default instead")
         sys.exit(run_in_netns(args.cc))
 
     figures = set(args.figures.split(","))
@@ -1019,6 +1026,7 @@ def main():
         # run (others work in the same tree) cannot mix two binaries in one table.
         info = machine_info(args.lowat_bin)
         info["TCP congestion control"] = cc_description(origin.port)
+        log(f"run.py: TCP congestion control: {info['TCP congestion control']}")
         lowat_copy = tmp / "lowat.bin"
         if "lowat" in names:
             shutil.copy2(args.lowat_bin, lowat_copy)
