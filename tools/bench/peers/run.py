@@ -826,29 +826,60 @@ def cc_description(port):
     cc = tcp_congestion(port)
     ns = os.environ.get(NETNS_ENV)
     where = f"route `congctl` in the run's network namespace {ns}" if ns else "the machine's default"
-    return f"{cc} on every loopback connection of the run ({where}; read back from a connection to the origin)"
+    return f"{cc} ({where}; read back from a connection to the origin)"
 
 
 def run_in_netns(cc):
     """Run this script again inside a new network namespace whose loopback routes carry
-    `congctl cc`, and remove the namespace afterwards. Returns the child's exit status."""
-    ns = f"lowat-peers-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
+    `congctl cc`, and remove the namespace afterwards, with whatever the run left in it.
+    Returns the exit status to leave with."""
+    ns = f"lowat-peers-{os.getpid()}-{random.randrange(16**6):06x}"
+
+    def ip(*a):
+        r = subprocess.run(["ip", *a], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"`ip {' '.join(a)}` failed: {r.stderr.strip()}")
+
+    child = None
+
+    def forward(signum, frame):
+        # The run stops the way it does on its own: the copy inside cleans up and exits.
+        if child is not None and child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+
     try:
-        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        ip("netns", "add", ns)
+    except RuntimeError as e:
+        log(f"run.py: {e}; --cc system runs without a namespace of its own")
+        return 1
+    try:
+        ip("-n", ns, "link", "set", "lo", "up")
         for dst in ("127.0.0.0/8", "127.0.0.1"):
-            subprocess.run(["ip", "-n", ns, "route", "replace", "local", dst, "dev", "lo", "table", "local",
-                            "congctl", cc], check=True)
+            ip("-n", ns, "route", "replace", "local", dst, "dev", "lo", "table", "local", "congctl", cc)
         log(f"run.py: running in network namespace {ns}, loopback congestion control {cc}")
-        child = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, str(Path(__file__).resolve())] + sys.argv[1:],
-                                 env=dict(os.environ, **{NETNS_ENV: ns}))
-        try:
-            return child.wait()
-        except KeyboardInterrupt:
-            child.terminate()
-            child.wait()
-            return 130
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, forward)
+        # Ctrl-C reaches the copy inside too (same process group): let it clean up first.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        child = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, str(Path(__file__).resolve())]
+                                 + sys.argv[1:], env=dict(os.environ, **{NETNS_ENV: ns}))
+        rc = child.wait()
+        return 128 - rc if rc < 0 else rc
+    except RuntimeError as e:
+        log(f"run.py: {e}")
+        return 1
     finally:
+        if child is not None and child.poll() is None:
+            child.kill()
+            child.wait()
+        # Everything in the namespace was started by this run; what its copy inside could not
+        # stop (killed itself) would otherwise keep running, pinned, where no one sees it.
+        r = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True)
+        for pid in r.stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ValueError, ProcessLookupError):
+                pass
         subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
