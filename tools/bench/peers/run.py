@@ -917,7 +917,8 @@ def write_results(path, args, info, results, names, proxies, origin, cmds, instr
     now = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     out = [f"# lowat and its peers: results\n",
            f"Measured {now} with `tools/bench/peers/run.py --rounds {args.rounds} --duration {args.duration:g}"
-           + (f" --only {','.join(names)}" if args.only else "") + (f" --cc {args.cc}" if args.cc != DEFAULT_CC else "") + "`. Regenerate with the same command; "
+           + (f" --only {','.join(names)}" if args.only else "")
+           + (f" --cc {args.cc}" if args.cc != DEFAULT_CC else "") + "`. Regenerate with the same command; "
            "see README.md beside this file for what each figure means.\n",
            "## Machine\n"]
     out += [f"- {k}: {v}" for k, v in info.items()]
