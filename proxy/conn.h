@@ -61,6 +61,7 @@ struct lw_conn {
     uint32_t rtt_us;         /* from the last TCP_INFO read */
     uint32_t skip_tcp_info;  /* flushes left before TCP_INFO is read again on a short RTT */
     size_t record_size;      /* TLS record payload size for the next records */
+    size_t segment_size;     /* while LOWAT is set: the MSS, which records start and end on */
     uint64_t bytes_since_idle;
     uint64_t last_write_us;
     uint64_t hold_start_us; /* when the first flight began to wait for its first DATA */
@@ -74,6 +75,9 @@ void lw_conn_new(struct lw_worker *w, int fd, const struct lw_listen_spec *liste
 /* Queue plaintext for the peer (copied). Only from a protocol's produce step or a
  * response-head callback; lw_conn_flush sends it. */
 void lw_conn_send(struct lw_conn *c, const void *data, size_t len);
+/* While writing for responsiveness: what is staged so far ends its TLS record, so a response
+ * that just ended is decrypted without waiting for the bytes that follow it. */
+void lw_conn_end_record(struct lw_conn *c);
 /* Ask for a write pass soon: in the next loop iteration, after the input that is ready by
  * then (coalesced: one pass however many asks). */
 void lw_conn_want_flush(struct lw_conn *c);

@@ -182,6 +182,10 @@ static int on_send_data_frame(nghttp2_session *session, nghttp2_frame *frame, co
     lw_request_resp_consumed(req);
     h->produced += 9 + length;
     h->produce_left = h->produce_left > 9 + length ? h->produce_left - (9 + length) : 0;
+    if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+        /* A response that ended is usable whole: no bytes of the next in its record. */
+        lw_conn_end_record(h->conn);
+    }
     /* The budget is spent (see lw_h2_front_produce): nothing more in this pass. */
     return h->produce_left < PRODUCE_MIN ? NGHTTP2_ERR_PAUSE : 0;
 }

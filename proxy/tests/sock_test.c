@@ -17,6 +17,36 @@ int main(void)
     TAP_OK(b.active, "100 ms RTT: the optimization is on");
     TAP_EQ_INT(b.bytes, (10 - 2 + 1) * (1448 - 22), "budget is (cwnd - unacked + 1) segments of TLS payload");
     TAP_EQ_INT(b.record_size, 1448 - 22, "records fit one segment");
+    TAP_EQ_INT(b.segment_size, 1448, "segments are the MSS");
+
+    /* Once bytes flow, records span several segments: one overhead per record, not per
+     * segment, and the budget is the same segments' bytes. */
+    struct lw_sock_budget_cfg flowing = cubic_tls13;
+    flowing.record_segments = UINT32_MAX;
+    b = lw_sock_budget_compute(&fresh, &flowing, 0);
+    TAP_EQ_INT(b.record_size, 9 * 1448 - 22, "flowing: one record over the budget's 9 segments");
+    TAP_EQ_INT(b.bytes, 9 * 1448 - 22, "flowing: the budget is those 9 segments less one overhead");
+    struct lw_sock_tcp_state wide = {.rtt_us = 100000, .cwnd = 60, .unacked = 39, .mss = 1448};
+    b = lw_sock_budget_compute(&wide, &flowing, 0);
+    TAP_EQ_INT(b.record_size, 11 * 1448 - 22, "flowing: at most the segments a 16 KiB record fills");
+    TAP_OK(b.record_size <= 16384, "flowing: a record never exceeds 16 KiB of payload");
+    TAP_EQ_INT(b.bytes, 22 * 1448 - 2 * 22, "flowing: 22 segments in two records");
+    struct lw_sock_tcp_state one_unsent = fresh;
+    one_unsent.notsent_bytes = 1448;
+    b = lw_sock_budget_compute(&one_unsent, &flowing, 0);
+    TAP_EQ_INT(b.bytes, 8 * 1448 - 22, "flowing: a whole unsent segment takes one segment off");
+    struct lw_sock_budget_cfg two = cubic_tls13;
+    two.record_segments = 2;
+    b = lw_sock_budget_compute(&fresh, &two, 0);
+    TAP_EQ_INT(b.record_size, 2 * 1448 - 22, "record_segments caps the span");
+    TAP_EQ_INT(b.bytes, 9 * 1448 - 5 * 22, "9 segments in records of 2: five records");
+    struct lw_sock_tcp_state window_full = {.rtt_us = 100000, .cwnd = 40, .unacked = 40, .mss = 1448};
+    b = lw_sock_budget_compute(&window_full, &flowing, 0);
+    TAP_EQ_INT(b.record_size, 1448 - 22, "flowing, a budget of one segment: one-segment records");
+    struct lw_sock_budget_cfg clear_flowing = flowing;
+    clear_flowing.tls_overhead = 0;
+    b = lw_sock_budget_compute(&fresh, &clear_flowing, 0);
+    TAP_EQ_INT(b.bytes, 9 * 1448, "cleartext: no records to grow");
 
     /* The window is full: one segment, so the next write is ready when an ACK frees room. */
     struct lw_sock_tcp_state full = {.rtt_us = 100000, .cwnd = 40, .unacked = 40, .mss = 1448};
