@@ -36,11 +36,11 @@
 #define SMALL_RECORD_BYTES (64 * 1024)
 #define IDLE_RESET_US 1000000
 /* While writing for responsiveness, past SMALL_RECORD_BYTES: segments one TLS record spans.
- * Two, not a full 16 KiB record's eleven. Across a 100 ms, 20 Mbit/s link (BBR, 16 samples
- * a cell) the script asked for after 256 KiB took 1.153-1.154 RTT with two, 1.168-1.176 with
- * three, four or eleven, and 1.160 with one; the 1 MB page took 870 ms with two, 864-868 with
- * eleven and 873 with one (cubic: 842, 839, 846). Two keeps most of the saving on the wire
- * and the best late script. */
+ * Two, not a full 16 KiB record's eleven. Across a 100 ms, 20 Mbit/s link (BBR, 10-16
+ * samples a cell, repeated) the script asked for after 256 KiB took 1.153-1.161 RTT with two,
+ * 1.168-1.176 with three, four or eleven, and 1.160 with one; the 1 MB page took 870 ms with
+ * two, 863-868 with eleven and 873-874 with one (cubic: 842, 839-840, 846). Two keeps most of
+ * the saving on the wire and the best late script. */
 #define FLOWING_RECORD_SEGMENTS 2
 /* On a short-RTT connection TCP_INFO is read again only this often (in flushes): a
  * getsockopt per write would cost throughput where the optimization steps aside anyway. */
