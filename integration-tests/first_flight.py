@@ -2,7 +2,7 @@
 """Fetch one path over TLS 1.3 + h2 and report how the server cut its first bytes into TLS
 records, as seen on the wire (the record headers are in the clear).
 
-Usage: first_flight.py HOST PORT PATH
+Usage: first_flight.py HOST PORT PATH [MAX_RECORDS]
 
 The client finishes the handshake and sends its preface, SETTINGS and a GET in one write, as a
 browser does. It then reads the raw stream, splits it into records itself and decrypts them one
@@ -11,10 +11,13 @@ bytes of the response body (a browser's HTTP/2 layer uses a DATA frame's bytes a
 before the frame is whole). Prints JSON:
     mss               the connection's segment size (TCP_INFO, snd_mss)
     records           wire lengths of the server's records after its handshake flight
+                      (at most MAX_RECORDS, default 40: the client stops reading there)
     first_body_end    wire offset at the end of the record that brought the first body bytes
     body              response body bytes received
+    sha256            hex digest of the body received
 """
 
+import hashlib
 import json
 import socket
 import ssl
@@ -25,11 +28,11 @@ import h2.config
 import h2.connection
 import h2.events
 
-MAX_RECORDS = 40
 
 
 def main():
     host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    max_records = int(sys.argv[4]) if len(sys.argv) > 4 else 40
     sock = socket.create_connection((host, port), timeout=10)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -68,13 +71,14 @@ def main():
     plain_all = b""
     pos = 0  # the next frame header in plain_all
     body = 0
+    digest = hashlib.sha256()
     done = False
-    while not done and len(records) < MAX_RECORDS:
+    while not done and len(records) < max_records:
         data = sock.recv(65536)
         if not data:
             break
         raw += data
-        while len(raw) >= 5 and len(records) < MAX_RECORDS:
+        while len(raw) >= 5 and len(records) < max_records:
             length = struct.unpack_from(">H", raw, 3)[0]
             if len(raw) < 5 + length:
                 break
@@ -107,6 +111,7 @@ def main():
             for ev in conn.receive_data(plain):
                 if isinstance(ev, h2.events.DataReceived) and ev.stream_id == 1:
                     body += len(ev.data)
+                    digest.update(ev.data)
                     conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
                 elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id == 1:
                     done = True
@@ -115,7 +120,8 @@ def main():
                 tls.write(pending)
                 sock.sendall(out.read())
     sock.close()
-    print(json.dumps({"mss": mss, "records": records, "first_body_end": first_body_end, "body": body}))
+    print(json.dumps({"mss": mss, "records": records, "first_body_end": first_body_end, "body": body,
+                      "sha256": digest.hexdigest()}))
 
 
 if __name__ == "__main__":

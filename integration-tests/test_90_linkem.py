@@ -13,6 +13,8 @@ Environment:
     LOWAT_DEMO_APP  the demo app (default: <repo>/build/tools/lowat-demo-app)
 """
 
+import collections
+import itertools
 import json
 import os
 import re
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from backend import pattern_sha256
 from conftest import LISTEN_RE, REPO, SANITIZER_MARKERS, SLOW, lowat_env, make_config, to_yaml
 
 NS_A = f"lw90-{os.getpid()}-a"  # the client side
@@ -297,6 +300,43 @@ def test_linkem_first_flight_carries_the_first_body_bytes(lowat_bin, tmp_path):
         assert got["first_body_end"] <= got["mss"], f"the first body bytes came {got['first_body_end']} bytes in: {got}"
     finally:
         _stop_and_clean((lw, app, linkem), (NS_A, NS_B))
+
+
+def test_linkem_records_span_two_segments_once_bytes_flow(lowat_bin, tmp_path):
+    """Across a 40 ms, 20 Mbit/s link the write budget is active. A connection's first 64 KiB go
+    in records of one segment each, so that each segment can be decrypted as it arrives. After
+    that a record may span two segments: one record's overhead (header, tag) and one DATA frame
+    header per two segments instead of per segment. Records stay whole segments either way,
+    and the body arrives intact."""
+    ns_a, ns_b = f"lw93-{os.getpid()}-a", f"lw93-{os.getpid()}-b"
+    assert not {ns_a, ns_b} & _namespaces(), f"namespaces {ns_a}/{ns_b} exist already"
+    linkem = origin = lw = None
+    size = 600_000
+    try:
+        linkem = _start_linkem(ns_a, ns_b, DELAY_MS, 20)
+        serve = ("import sys, threading; sys.path.insert(0, sys.argv[1]); from backend import Backend; "
+                 "b = Backend(host=sys.argv[2]); print('port', b.port, flush=True); threading.Event().wait()")
+        origin = Proc(_in_ns(ns_b, "/usr/bin/python3", "-u", "-c", serve, REPO / "integration-tests", ADDR_B))
+        m = origin.wait_line(r"^port (\d+)", 10 * SLOW)
+        assert m, f"the origin did not start:\n{origin.text()}"
+        lw, m = _start_lowat(lowat_bin, tmp_path, ns_b, f"{ADDR_B}:{m.group(1)}", tls=True)
+        p = subprocess.run(_in_ns(ns_a, "/usr/bin/python3", REPO / "integration-tests" / "first_flight.py",
+                                  ADDR_B, m.group(2), f"/bytes/{size}", 5000),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        assert p.returncode == 0, p.stderr.decode(errors="replace")
+        got = json.loads(p.stdout)
+        assert (got["body"], got["sha256"]) == (size, pattern_sha256(size)), got
+        mss, records = got["mss"], got["records"]
+        ends = list(itertools.accumulate(records))
+        head = [n for n, end in zip(records, ends) if end <= 48 * 1024]
+        tail = [n for n, end in zip(records, ends) if end - n >= 128 * 1024]
+        print(f"mss {mss}: head {collections.Counter(head)}, tail {collections.Counter(tail)}")
+        assert head and max(head) <= mss, f"a record of the first 48 KiB spans more than a segment: {head}"
+        assert tail and max(tail) <= 2 * mss, f"a record past 128 KiB spans more than two segments: {tail}"
+        pairs = sum(n for n in tail if n == 2 * mss)
+        assert pairs >= sum(tail) / 2, f"past 128 KiB most bytes should come in two-segment records: {tail}"
+    finally:
+        _stop_and_clean((lw, origin, linkem), (ns_a, ns_b))
 
 
 def test_linkem_late_requests_while_a_large_response_streams(lowat_bin, tmp_path):
