@@ -167,6 +167,18 @@ def _start_linkem(ns_a, ns_b, delay_ms, rate_mbit):
     return linkem
 
 
+def _start_test_backend(ns):
+    """The suite's Python backend (backend.py) in ns on ADDR_B; returns (proc, port)."""
+    serve = ("import sys, threading; sys.path.insert(0, sys.argv[1]); from backend import Backend; "
+             "b = Backend(host=sys.argv[2]); print('port', b.port, flush=True); threading.Event().wait()")
+    origin = Proc(_in_ns(ns, "/usr/bin/python3", "-u", "-c", serve, REPO / "integration-tests", ADDR_B))
+    m = origin.wait_line(r"^port (\d+)", 10 * SLOW)
+    if not m:
+        origin.stop(10 * SLOW)
+        pytest.fail(f"the origin did not start:\n{origin.text()}")
+    return origin, m.group(1)
+
+
 def _start_lowat(lowat_bin, tmp_path, ns, origin, **cfg_opts):
     """lowat in ns, one worker, in front of origin (host:port); returns (proc, listen match)."""
     tls = cfg_opts.pop("tls", False)
@@ -314,12 +326,8 @@ def test_linkem_records_span_two_segments_once_bytes_flow(lowat_bin, tmp_path):
     size = 600_000
     try:
         linkem = _start_linkem(ns_a, ns_b, DELAY_MS, 20)
-        serve = ("import sys, threading; sys.path.insert(0, sys.argv[1]); from backend import Backend; "
-                 "b = Backend(host=sys.argv[2]); print('port', b.port, flush=True); threading.Event().wait()")
-        origin = Proc(_in_ns(ns_b, "/usr/bin/python3", "-u", "-c", serve, REPO / "integration-tests", ADDR_B))
-        m = origin.wait_line(r"^port (\d+)", 10 * SLOW)
-        assert m, f"the origin did not start:\n{origin.text()}"
-        lw, m = _start_lowat(lowat_bin, tmp_path, ns_b, f"{ADDR_B}:{m.group(1)}", tls=True)
+        origin, port = _start_test_backend(ns_b)
+        lw, m = _start_lowat(lowat_bin, tmp_path, ns_b, f"{ADDR_B}:{port}", tls=True)
         p = subprocess.run(_in_ns(ns_a, "/usr/bin/python3", REPO / "integration-tests" / "first_flight.py",
                                   ADDR_B, m.group(2), f"/bytes/{size}", 5000),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
@@ -352,12 +360,8 @@ def test_linkem_late_requests_while_a_large_response_streams(lowat_bin, tmp_path
     linkem = origin = lw = None
     try:
         linkem = _start_linkem(ns_a, ns_b, DELAY_MS, 20)
-        serve = ("import sys, threading; sys.path.insert(0, sys.argv[1]); from backend import Backend; "
-                 "b = Backend(host=sys.argv[2]); print('port', b.port, flush=True); threading.Event().wait()")
-        origin = Proc(_in_ns(ns_b, "/usr/bin/python3", "-u", "-c", serve, REPO / "integration-tests", ADDR_B))
-        m = origin.wait_line(r"^port (\d+)", 10 * SLOW)
-        assert m, f"the origin did not start:\n{origin.text()}"
-        lw, m = _start_lowat(lowat_bin, tmp_path, ns_b, f"{ADDR_B}:{m.group(1)}", tls=True)
+        origin, port = _start_test_backend(ns_b)
+        lw, m = _start_lowat(lowat_bin, tmp_path, ns_b, f"{ADDR_B}:{port}", tls=True)
         p = subprocess.run(_in_ns(ns_a, "/usr/bin/python3", REPO / "integration-tests" / "late_request.py",
                                   ADDR_B, m.group(2), "/bytes/2000000", 256 * 1024, "/bytes/1024", "/slow/400"),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
