@@ -29,7 +29,6 @@ import h2.connection
 import h2.events
 
 
-
 def main():
     host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     max_records = int(sys.argv[4]) if len(sys.argv) > 4 else 40

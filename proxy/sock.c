@@ -153,6 +153,9 @@ static size_t limit_to_path(const struct lw_sock_tcp_state *st, const struct lw_
     return (size_t)LW_MIN((uint64_t)bytes, room);
 }
 
+/* Largest TLS record payload (RFC 8446 section 5.1). */
+#define RECORD_MAX 16384
+
 /* Records of several segments once bytes flow. One record per segment costs a record's
  * overhead and a frame header per segment: 31 of 1,448 bytes with AES-GCM, 2.1 % more on the
  * wire than 16 KiB records (across a 100 ms, 20 Mbit/s link a 1 MB page took 1.9 % longer
@@ -165,7 +168,7 @@ static size_t limit_to_path(const struct lw_sock_tcp_state *st, const struct lw_
 static void grow_records(struct lw_sock_budget *b, const struct lw_sock_budget_cfg *cfg, size_t mss)
 {
     size_t overhead = cfg->tls_overhead;
-    size_t per_record = (16384 + overhead) / mss;
+    size_t per_record = (RECORD_MAX + overhead) / mss;
     size_t max_segs = LW_MIN((size_t)cfg->record_segments, per_record);
     size_t segs = (b->bytes + b->record_size / 2) / b->record_size;
     if (overhead == 0 || max_segs < 2 || segs < 2) {
@@ -180,7 +183,7 @@ static void grow_records(struct lw_sock_budget *b, const struct lw_sock_budget_c
 struct lw_sock_budget lw_sock_budget_compute(const struct lw_sock_tcp_state *st, const struct lw_sock_budget_cfg *cfg,
                                              uint64_t loop_us)
 {
-    struct lw_sock_budget b = {.active = false, .bytes = SIZE_MAX, .record_size = 16384};
+    struct lw_sock_budget b = {.active = false, .bytes = SIZE_MAX, .record_size = RECORD_MAX};
     if (!cfg->enabled || st->mss == 0 || st->rtt_us < cfg->min_rtt_us || st->mss <= cfg->tls_overhead + 64) {
         return b;
     }
