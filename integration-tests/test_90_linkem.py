@@ -347,6 +347,36 @@ def test_linkem_records_span_two_segments_once_bytes_flow(lowat_bin, tmp_path):
         _stop_and_clean((lw, origin, linkem), (ns_a, ns_b))
 
 
+def test_linkem_a_finished_response_ends_its_record(lowat_bin, tmp_path):
+    """Across a 40 ms, 20 Mbit/s link the write budget is active, and once bytes flow a record
+    may span two segments. Responses asked for while a large one streams must each end their
+    TLS record with their last frame, whether that is a DATA frame or, for a 204 or a 304, the
+    HEADERS frame itself: a client decrypts a record only whole, and the large response's bytes
+    behind a finished response in its record would hold it back until they arrived too."""
+    ns_a, ns_b = f"lw94-{os.getpid()}-a", f"lw94-{os.getpid()}-b"
+    assert not {ns_a, ns_b} & _namespaces(), f"namespaces {ns_a}/{ns_b} exist already"
+    linkem = origin = lw = None
+    size = 1_500_000
+    paths = ["/status/204", "/status/304", "/bytes/1000?type=text/javascript", "/status/204", "/status/304"]
+    try:
+        linkem = _start_linkem(ns_a, ns_b, DELAY_MS, 20)
+        origin, port = _start_test_backend(ns_b)
+        lw, m = _start_lowat(lowat_bin, tmp_path, ns_b, f"{ADDR_B}:{port}", tls=True)
+        p = subprocess.run(_in_ns(ns_a, "/usr/bin/python3", REPO / "integration-tests" / "record_ends.py",
+                                  ADDR_B, m.group(2), f"/bytes/{size}", 200_000, *paths),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        assert p.returncode == 0, p.stderr.decode(errors="replace")
+        got = json.loads(p.stdout)
+        print(got)
+        assert got["large"] == size, got
+        want = [(204, 0, "HEADERS"), (304, 0, "HEADERS"), (200, 1000, "DATA"), (204, 0, "HEADERS"), (304, 0, "HEADERS")]
+        assert [(r["status"], r["body"], r["last_frame"]) for r in got["responses"]] == want, got
+        late = [r for r in got["responses"] if r["trailing"] != 0]
+        assert not late, f"other bytes share the record of a finished response: {late}"
+    finally:
+        _stop_and_clean((lw, origin, linkem), (ns_a, ns_b))
+
+
 def test_linkem_late_requests_while_a_large_response_streams(lowat_bin, tmp_path):
     """Across a 40 ms, 20 Mbit/s link the write budget is active and the window fills. Two more
     requests come on the connection while a 2 MB response streams: one the backend answers at

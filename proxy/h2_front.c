@@ -56,6 +56,7 @@ struct lw_h2_front {
     bool framebuf_dirty;       /* frames were written to it since its pages were last given back */
     uint8_t framebuf_releases; /* how often they were */
     size_t produced;     /* DATA frame bytes on_send_data_frame gave the connection in this pass */
+    bool ends_response;  /* the frame nghttp2 is handing over ends a response (see on_frame_send) */
     bool flight_formed;  /* a DATA frame or an interim response has been produced on this connection */
     /* Requests that came after the first flight and wait for their response to start (see
      * lw_h2_front_awaited_since); when the first of the current ones came; whether one of them
@@ -944,6 +945,17 @@ static void on_mem_free(void *ptr, void *user_data)
     lw_mem_cache_put(small_class(h, cls * LW_WORKER_H2_CLASS), ptr);
 }
 
+/* nghttp2_session_mem_send reports a frame sent just before it hands over the frame's bytes:
+ * lw_h2_front_produce ends the record after them. */
+static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+    struct lw_h2_front *h = user_data;
+    /* A response that ends on HEADERS (a 204, a 304, trailers) is as usable whole as one that
+     * ends on DATA (on_send_data_frame). */
+    h->ends_response = frame->hd.type == NGHTTP2_HEADERS && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM);
+    return 0;
+}
+
 static struct lw_h2_front *front_new(struct lw_conn *c)
 {
     struct lw_h2_front *h = lw_calloc(1, sizeof(*h));
@@ -962,6 +974,7 @@ static struct lw_h2_front *front_new(struct lw_conn *c)
     nghttp2_session_callbacks_set_error_callback2(cb, on_error);
     nghttp2_session_callbacks_set_data_source_read_length_callback(cb, on_read_length);
     nghttp2_session_callbacks_set_send_data_callback(cb, on_send_data_frame);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
     nghttp2_option *opt;
     nghttp2_option_new(&opt);
     /* Window updates follow what the backend has taken, not what we have received. */
@@ -1115,6 +1128,10 @@ size_t lw_h2_front_produce(struct lw_h2_front *h, size_t budget)
         if (n > 0) {
             lw_conn_send(h->conn, out, (size_t)n);
             total += (size_t)n;
+            if (h->ends_response) {
+                h->ends_response = false;
+                lw_conn_end_record(h->conn);
+            }
         }
         if (h->conn->closed) {
             return total;
