@@ -159,10 +159,10 @@ def _stop_and_clean(procs, namespaces):
         subprocess.run(["ip", "netns", "del", ns], timeout=10)
 
 
-def _start_linkem(ns_a, ns_b, delay_ms, rate_mbit):
+def _start_linkem(ns_a, ns_b, delay_ms, rate_mbit, *extra):
     linkem = Proc([LINKEM_BIN, "--ns-a", ns_a, "--ns-b", ns_b, "--addr-a", f"{ADDR_A}/30",
                    "--addr-b", f"{ADDR_B}/30", "--delay-ms", delay_ms, "--rate-mbit", rate_mbit,
-                   "--duration-s", LINKEM_DURATION_S, "--create"])
+                   "--duration-s", LINKEM_DURATION_S, "--create", *extra])
     assert linkem.wait_line(r"^linkem ready: ", 10), f"linkem did not get ready:\n{linkem.text()}"
     return linkem
 
@@ -253,6 +253,23 @@ def test_linkem_rtt_and_h1_exchange(lowat_bin, tmp_path):
     stats = linkem.text()
     assert re.search(rf"linkem stats {NS_A} -> {NS_B}: delivered [1-9]", stats), stats
     assert re.search(rf"linkem stats {NS_B} -> {NS_A}: delivered [1-9]", stats), stats
+
+
+def test_linkem_delivers_what_a_sends_in_batches():
+    """--batch-ms-a releases what the A side sends only at multiples of its period, as Wi-Fi
+    aggregation or a cellular scheduler bunch a client's ACKs: a ping's request waits up to a
+    period for its batch (half of one on average), its reply comes back as sent."""
+    ns_a, ns_b = f"lw95-{os.getpid()}-a", f"lw95-{os.getpid()}-b"
+    assert not {ns_a, ns_b} & _namespaces(), f"namespaces {ns_a}/{ns_b} exist already"
+    linkem = None
+    try:
+        linkem = _start_linkem(ns_a, ns_b, 5, 100, "--batch-ms-a", 10)
+        assert "batches from" in linkem.text(), linkem.text()
+        lo, avg, hi = _ping_rtt_ms(ns_a, ADDR_B, 12)
+        assert lo >= 9.8 and hi <= 21.5, f"RTTs {lo}/{avg}/{hi} ms: want 10 ms plus 0-10 ms of batch"
+        assert avg >= 12, f"RTTs {lo}/{avg}/{hi} ms: the requests did not wait for their batch"
+    finally:
+        _stop_and_clean((linkem,), (ns_a, ns_b))
 
 
 def test_linkem_queue_limit_engages_at_the_link_rate(lowat_bin, tmp_path):

@@ -115,12 +115,14 @@ def find_linkem(work):
 class Linkem:
     """lowat-linkem between namespaces ns_c (ADDR_C) and ns_s (ADDR_S), created for this run."""
 
-    def __init__(self, binary, work, ns_c, ns_s, rtt_ms, rate, queue, duration_s):
+    def __init__(self, binary, work, ns_c, ns_s, rtt_ms, rate, queue, duration_s, batch_ms=0):
         self.ns_c, self.ns_s = ns_c, ns_s
         self.logfile = work / f"linkem-{rtt_ms:g}.log"
         cmd = [binary, "--ns-a", ns_c, "--ns-b", ns_s, "--addr-a", f"{ADDR_C}/30", "--addr-b", f"{ADDR_S}/30",
                "--delay-ms", rtt_ms / 2, "--rate-mbit", rate, "--queue-pkts", queue,
                "--duration-s", duration_s, "--create"]
+        if batch_ms:
+            cmd += ["--batch-ms-a", batch_ms]  # the client's packets (its ACKs) arrive in batches
         namespaces.extend([ns_c, ns_s])
         self.p = spawn(cmd, self.logfile)
         end = time.monotonic() + 15

@@ -42,6 +42,7 @@
 #define LW_LINKEM_MAX_NAME 64
 #define LW_LINKEM_MAX_DURATION_S 3600
 #define LW_LINKEM_MAX_DELAY_MS 10000.0
+#define LW_LINKEM_MAX_BATCH_MS 100.0
 #define LW_LINKEM_MIN_RATE_MBIT 0.01
 #define LW_LINKEM_MAX_RATE_MBIT 100000.0
 #define LW_LINKEM_DEFAULT_QUEUE_PKTS 1000
@@ -127,6 +128,8 @@ struct lw_linkem {
     double rate_mbit;
     uint64_t delay_ns;
     uint64_t rate_bps;
+    double batch_ms;   /* A -> B deliveries wait for the next multiple of this (0: none) */
+    uint64_t batch_ns;
     uint32_t queue_pkts;
     uint32_t duration_s;
     uint32_t mtu;
@@ -155,7 +158,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: lowat-linkem --ns-a NAME --ns-b NAME --addr-a IP/PREFIX --addr-b IP/PREFIX\n"
             "                    --delay-ms D --rate-mbit R --duration-s T\n"
-            "                    [--queue-pkts N] [--mtu BYTES] [--create] [--spin-us US] [--rt-prio P]\n"
+            "                    [--queue-pkts N] [--mtu BYTES] [--batch-ms-a B] [--create] [--spin-us US]\n"
+            "                    [--rt-prio P]\n"
             "\n"
             "Emulates a link between two network namespaces: a TUN device \"" LW_LINKEM_DEV "\" in each, and\n"
             "per direction a drop-tail queue of N packets, a serializer at R Mbit/s and a one-way delay\n"
@@ -168,13 +172,15 @@ static void usage(FILE *f)
             "  --queue-pkts N             queue limit per direction, 1..%d (default %d)\n"
             "  --duration-s T             stop after T seconds, 1..%d\n"
             "  --mtu BYTES                MTU of both TUN devices, %d..%d (default %d)\n"
+            "  --batch-ms-a B             deliver what A sends in batches, at multiples of B ms (as Wi-Fi\n"
+            "                             aggregation or a cellular scheduler bunch a client's ACKs), 0..%.0f\n"
             "  --create                   create the namespaces (they must not exist) and delete them at exit\n"
             "  --spin-us US               wake this early and poll until a delivery is due, 0..%d (default %d)\n"
             "  --rt-prio P                SCHED_FIFO priority of the loop, 0 for normal scheduling (default %d)\n"
             "  --help\n",
             LW_LINKEM_MAX_DELAY_MS, LW_LINKEM_MIN_RATE_MBIT, LW_LINKEM_MAX_RATE_MBIT, LW_LINKEM_MAX_QUEUE_PKTS,
             LW_LINKEM_DEFAULT_QUEUE_PKTS, LW_LINKEM_MAX_DURATION_S, LW_LINKEM_MIN_MTU, LW_LINKEM_MAX_MTU,
-            LW_LINKEM_DEFAULT_MTU, LW_LINKEM_MAX_SPIN_US, LW_LINKEM_DEFAULT_SPIN_US, LW_LINKEM_DEFAULT_RT_PRIO);
+            LW_LINKEM_DEFAULT_MTU, LW_LINKEM_MAX_BATCH_MS, LW_LINKEM_MAX_SPIN_US, LW_LINKEM_DEFAULT_SPIN_US, LW_LINKEM_DEFAULT_RT_PRIO);
 }
 
 static bool parse_double(const char *s, double min, double max, double *out)
@@ -296,6 +302,8 @@ static bool parse_one(struct lw_linkem *lk, int opt, const char *name, const cha
         return true;
     case 'm':
         return parse_u32(val, LW_LINKEM_MIN_MTU, LW_LINKEM_MAX_MTU, &lk->mtu) || bad_value(name, val);
+    case 'g':
+        return parse_double(val, 0, LW_LINKEM_MAX_BATCH_MS, &lk->batch_ms) || bad_value(name, val);
     case 'c':
         lk->create = true;
         return true;
@@ -321,6 +329,7 @@ static int parse_args(int argc, char **argv, struct lw_linkem *lk)
         {"queue-pkts", required_argument, NULL, 'q'},
         {"duration-s", required_argument, NULL, 't'},
         {"mtu", required_argument, NULL, 'm'},
+        {"batch-ms-a", required_argument, NULL, 'g'},
         {"create", no_argument, NULL, 'c'},
         {"spin-us", required_argument, NULL, 's'},
         {"rt-prio", required_argument, NULL, 'p'},
@@ -619,6 +628,10 @@ static void enqueue(struct lw_linkem *lk, struct lw_linkem_dir *d, const uint8_t
     uint64_t start = now > d->last_depart_ns ? now : d->last_depart_ns;
     p->depart_ns = start + serialization_ns(lk, len);
     p->deliver_ns = p->depart_ns + lk->delay_ns;
+    if (d == &lk->dir[0] && lk->batch_ns != 0) {
+        /* A grid of release times keeps deliveries in order. */
+        p->deliver_ns = (p->deliver_ns + lk->batch_ns - 1) / lk->batch_ns * lk->batch_ns;
+    }
     d->last_depart_ns = p->depart_ns;
     if (d->tail != NULL) {
         d->tail->next = p;
@@ -844,8 +857,12 @@ static void print_ready(const struct lw_linkem *lk)
     char a[INET_ADDRSTRLEN], b[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &lk->side[0].addr, a, sizeof(a));
     inet_ntop(AF_INET, &lk->side[1].addr, b, sizeof(b));
-    printf("linkem ready: %s(%s) <-> %s(%s) delay %gms rate %gMbit queue %" PRIu32 "\n", lk->side[0].ns, a,
-           lk->side[1].ns, b, lk->delay_ms, lk->rate_mbit, lk->queue_pkts);
+    printf("linkem ready: %s(%s) <-> %s(%s) delay %gms rate %gMbit queue %" PRIu32, lk->side[0].ns, a, lk->side[1].ns,
+           b, lk->delay_ms, lk->rate_mbit, lk->queue_pkts);
+    if (lk->batch_ns != 0) {
+        printf(" batches from %s every %gms", lk->side[0].ns, lk->batch_ms);
+    }
+    printf("\n");
     fflush(stdout);
 }
 
@@ -958,6 +975,7 @@ int main(int argc, char **argv)
         return 1;
     }
     lk.delay_ns = (uint64_t)(lk.delay_ms * 1e6 + 0.5);
+    lk.batch_ns = (uint64_t)(lk.batch_ms * 1e6 + 0.5);
     lk.rate_bps = (uint64_t)(lk.rate_mbit * 1e6 + 0.5);
     pool_init(&lk.pool, lk.mtu);
     if (block_signals(&lk) < 0 || setup_sides(&lk) < 0 || setup_loop(&lk) < 0) {

@@ -29,8 +29,10 @@ nghttpx-opt (--frontend-http2-optimize-write-buffer-size). Every one has one wor
 Usage (as root):
   tools/bench/responsiveness/run.py [--quick] [--conns 10] [--rtt 100,250] [--cc cubic,bbr]
       [--proxies lowat-on,lowat-off,h2o-on,h2o-off,nghttpx,nghttpx-opt] [--moments script,256k]
-      [--results FILE] [--ss-trace lowat-on]
+      [--results FILE] [--ss-trace lowat-on] [--rate 20] [--ack-batch-ms 0]
   --quick: RTT 100, cubic, 3 samples, lowat-on and lowat-off, both moments.
+  --ack-batch-ms B: the client's packets reach the server side only at multiples of B ms
+      (lowat-linkem --batch-ms-a), as Wi-Fi aggregation bunches a client's ACKs.
 Prints a table per condition and writes results.json and report.md into its work directory
 (and report.md to --results FILE when given). Missing Debian packages are installed.
 """
@@ -257,11 +259,16 @@ def verdicts(results):
     return out
 
 
+def batch_note(meta):
+    ms = meta.get("ack_batch_ms", 0)
+    return f", the client's packets delivered in batches every {ms:g} ms" if ms else ""
+
+
 def report(results, meta):
     lines = [f"Run {meta['date']} on {meta['machine']}, kernel {meta['kernel']}.", "",
              f"Command: `{meta['command']}`", "",
              f"Link: linkem, {meta['rate']} Mbit/s each way, drop-tail {meta['queue']} packets, one-way delay "
-             f"RTT/2; HTML {HTML_SIZE:,} bytes, JS {JS_SIZE:,} bytes; {meta['conns']} samples per row after 1 "
+             f"RTT/2{batch_note(meta)}; HTML {HTML_SIZE:,} bytes, JS {JS_SIZE:,} bytes; {meta['conns']} samples per row after 1 "
              "warm-up, fresh TCP+TLS connection each; medians. `x` = multiple of the nominal RTT. "
              "TTFB: HTML request written -> its response HEADERS received. Total: HTML request -> its last "
              "byte. JS: JS request written -> its last byte, as the client read it (read) and at its "
@@ -320,6 +327,9 @@ def main():
     ap.add_argument("--moments", default="script,256k", help="script,256k (also 128k, 512k)")
     ap.add_argument("--rate", type=float, default=20.0, help="Mbit/s each way (20)")
     ap.add_argument("--queue", type=int, default=1000, help="drop-tail queue, packets (1000)")
+    ap.add_argument("--ack-batch-ms", type=float, default=0,
+                    help="the client's packets (its ACKs) reach the server in batches, every this many ms, "
+                         "as Wi-Fi aggregation or a cellular scheduler bunch them (0: none)")
     ap.add_argument("--lowat", default=str(REPO / "build" / "proxy" / "lowat"))
     ap.add_argument("--results", default=None, help="also write the markdown report here")
     ap.add_argument("--ss-trace", default="", help="proxies whose runs get a continuous `ss -tin` trace")
@@ -375,7 +385,7 @@ def main():
     meta = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "kernel": platform.release(),
             "machine": machine_name(),
             "command": "tools/bench/responsiveness/run.py " + " ".join(sys.argv[1:]),
-            "rate": args.rate, "queue": args.queue,
+            "rate": args.rate, "queue": args.queue, "ack_batch_ms": args.ack_batch_ms,
             "priorities": (args.html_priority, args.js_priority), "conns": conns, "ping": {}, "linkem": {}}
     interrupted = False
 
@@ -388,7 +398,8 @@ def main():
         for rtt in rtts:
             budget = int(sum((conns + 1) * per_run.get(rtt, rtt / 60) * 4 + 60 for _ in ccs for _ in proxies
                              for _ in moments)) + 120
-            lk = Linkem(linkem_bin, work, ns_c, ns_s, rtt, args.rate, args.queue, min(budget, 3600))
+            lk = Linkem(linkem_bin, work, ns_c, ns_s, rtt, args.rate, args.queue, min(budget, 3600),
+                        args.ack_batch_ms)
             try:
                 ns_setup(ns_c)
                 ns_setup(ns_s)
