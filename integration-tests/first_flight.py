@@ -19,51 +19,25 @@ before the frame is whole). Prints JSON:
 
 import hashlib
 import json
-import socket
-import ssl
-import struct
 import sys
 
 import h2.config
 import h2.connection
 import h2.events
 
+from rawtls import RawTLS
+
 
 def main():
     host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     max_records = int(sys.argv[4]) if len(sys.argv) > 4 else 40
-    sock = socket.create_connection((host, port), timeout=10)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-    ctx.set_alpn_protocols(["h2"])
-    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls = ctx.wrap_bio(inc, out, server_hostname=host)
-    while True:
-        try:
-            tls.do_handshake()
-            break
-        except ssl.SSLWantReadError:
-            if out.pending:
-                sock.sendall(out.read())
-            data = sock.recv(65536)
-            if not data:
-                raise SystemExit("connection closed during the handshake")
-            inc.write(data)
-    assert tls.selected_alpn_protocol() == "h2", tls.selected_alpn_protocol()
-    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
-    mss = struct.unpack_from("I", info, 16)[0]  # tcpi_snd_mss, after 8 bytes of flags, rto, ato
-
+    c = RawTLS(host, port)
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     conn.initiate_connection()
     conn.send_headers(1, [(":method", "GET"), (":scheme", "https"), (":authority", host), (":path", path)],
                       end_stream=True)
-    tls.write(conn.data_to_send())
-    sock.sendall(out.read())  # the client's Finished and the request together
+    c.send(conn.data_to_send())  # the client's Finished and the request together
 
-    raw = b""
     offset = 0
     records = []
     first_body_end = None
@@ -72,30 +46,10 @@ def main():
     body = 0
     digest = hashlib.sha256()
     done = False
-    while not done and len(records) < max_records:
-        data = sock.recv(65536)
-        if not data:
-            break
-        raw += data
-        while len(raw) >= 5 and len(records) < max_records:
-            length = struct.unpack_from(">H", raw, 3)[0]
-            if len(raw) < 5 + length:
-                break
-            record, raw = raw[:5 + length], raw[5 + length:]
-            offset += len(record)
-            records.append(len(record))
-            inc.write(record)
-            plain = b""
-            while True:
-                try:
-                    chunk = tls.read(65536)
-                except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
-                    break
-                if not chunk:
-                    break
-                plain += chunk
-            if not plain:
-                continue
+    for length, plain in c.records():
+        offset += length
+        records.append(length)
+        if plain:
             plain_all += plain
             while first_body_end is None and len(plain_all) >= pos + 9:
                 frame_len = int.from_bytes(plain_all[pos:pos + 3], "big")
@@ -116,10 +70,11 @@ def main():
                     done = True
             pending = conn.data_to_send()
             if pending:
-                tls.write(pending)
-                sock.sendall(out.read())
-    sock.close()
-    print(json.dumps({"mss": mss, "records": records, "first_body_end": first_body_end, "body": body,
+                c.send(pending)
+        if done or len(records) >= max_records:
+            break
+    c.close()
+    print(json.dumps({"mss": c.mss, "records": records, "first_body_end": first_body_end, "body": body,
                       "sha256": digest.hexdigest()}))
 
 
