@@ -249,7 +249,7 @@ void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, u
          * loop's timers wake a few milliseconds late) and at least two segments (or a large
          * segment on a slow path would never fit). */
         uint64_t pace_rate = p->rate * LW_SOCK_PACING_GAIN_Q / 4;
-        uint64_t depth = LW_MAX(pace_rate * LW_SOCK_PACER_DEPTH_US / 1000000u, 2 * (uint64_t)st->mss);
+        uint64_t depth = LW_MAX(pace_rate * LW_SOCK_PACER_DEPTH_US / 1000000u, (uint64_t)LW_SOCK_PACER_MIN_SEGS * st->mss);
         uint64_t dt = LW_MIN(now_us - p->tokens_us, 1000000u); /* no overflow after a long idle */
         p->tokens = LW_MIN(p->tokens + pace_rate * dt / 1000000u, depth);
     }
@@ -264,7 +264,8 @@ void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, u
         return;
     }
     uint64_t elapsed = now_us - p->win_us;
-    if (elapsed < LW_SOCK_RATE_WINDOW_US || elapsed < min_rtt / 8) {
+    if (elapsed < LW_SOCK_RATE_WINDOW_US || elapsed < min_rtt / 8 ||
+        st->delivered - p->win_delivered < LW_SOCK_RATE_MIN_SEGS) {
         return;
     }
     /* A window that spans an idle gap measures less than the path: only the maximum counts. */
@@ -281,6 +282,7 @@ void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, u
             p->engaged = true;
             p->check_us = now_us;
             p->check_delivered = st->delivered;
+            p->check_rate = p->rate;
         }
         return;
     }
@@ -288,11 +290,14 @@ void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, u
         /* No queue, nothing held back: judge only periods the limit applies through. */
         p->check_us = now_us;
         p->check_delivered = st->delivered;
+        p->check_rate = p->rate;
     } else if (now_us - p->check_us >= 2 * min_rtt) {
         uint64_t got = (uint64_t)(st->delivered - p->check_delivered) * st->mss * 1000000u / (now_us - p->check_us);
-        p->unsuited = got < p->rate - p->rate / 8;
+        uint64_t judged = LW_MIN(p->rate, p->check_rate);
+        p->unsuited = got < judged - judged / 8;
         p->check_us = now_us;
         p->check_delivered = st->delivered;
+        p->check_rate = p->rate;
     }
 }
 

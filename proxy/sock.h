@@ -54,6 +54,7 @@ struct lw_sock_path {
     uint32_t win_delivered; /* segments delivered at its start */
     uint32_t check_delivered;
     uint64_t check_us;      /* start of the current period judged while engaged */
+    uint64_t check_rate;    /* the rate when it began */
     uint64_t tokens;        /* pacer: bytes that may be written now */
     uint64_t tokens_us;     /* when they were last topped up */
     bool engaged;           /* a queue has been seen: limit and pace while one remains */
@@ -74,9 +75,18 @@ struct lw_sock_path {
 #define LW_SOCK_HOLD_SHARE 32
 /* Shortest window a delivery rate is measured over: several ACKs even on a slow link. */
 #define LW_SOCK_RATE_WINDOW_US 4000
-/* The limit's pacer holds at most this much of its rate: the loop's timers wake a few
- * milliseconds late, and a shallower bucket would lose what they owe. */
+/* Fewest segments a window must see delivered. On a slow link an eighth of the RTT holds only
+ * a few, counted in the steps of whole ACKs, and the fastest such window reads high: across
+ * a 4 Mbit/s, 100 ms link (3.86 Mbit/s of payload) it read 4.4-4.9 Mbit/s, and the limit then
+ * took its own delivery for another flow's queue. On faster links an eighth of the RTT holds
+ * more than this already (21 segments at 20 Mbit/s). */
+#define LW_SOCK_RATE_MIN_SEGS 16
+/* The limit's pacer holds at most this much of its rate, and at least LW_SOCK_PACER_MIN_SEGS
+ * segments: the loop's timers wake a few milliseconds late, and a shallower bucket would lose
+ * what they owe. (With two segments at 4 Mbit/s, a wait of two segments' time plus the
+ * timer's lateness lost a third of each refill: 25 segments in flight for a path of 34.) */
 #define LW_SOCK_PACER_DEPTH_US 4000
+#define LW_SOCK_PACER_MIN_SEGS 4
 /* Paths shorter than this have no queue worth limiting (loopback reports a few us). */
 #define LW_SOCK_LIMIT_MIN_RTT_US 1000
 /* The shortest wait for room (the loop's timers have millisecond steps). */
@@ -86,7 +96,10 @@ struct lw_sock_path {
  * lw_sock_budget_compute. Every two minimum RTTs while a queue remains, the limit is judged:
  * if the path delivered under 7/8 of its rate, the queue is not this connection's (another
  * flow's, or a minimum RTT gone stale after a route change) and holding back only costs it
- * throughput, so the limit turns off for the connection. */
+ * throughput, so the limit turns off for the connection. The rate judged against is the one
+ * when the period began, if lower: on a slow link the first flight alone can engage the limit
+ * while slow start has yet to fill the path, and the rate measured on the way up is not one the
+ * period could have delivered. */
 void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, uint64_t now_us);
 /* Take bytes written from the pacer's allowance. */
 void lw_sock_path_spend(struct lw_sock_path *p, uint64_t bytes);

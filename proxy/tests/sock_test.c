@@ -237,7 +237,7 @@ int main(void)
     TAP_OK(written >= 8948 - 22, "an 8948-byte MSS at 5.7 Mbit/s gets its segment within 100 ms");
 
     /* Judged while it holds: delivering well under the rate means the queue is not ours. */
-    struct lw_sock_path up = {.rate = rate, .engaged = true, .win_us = t, .check_us = t};
+    struct lw_sock_path up = {.rate = rate, .engaged = true, .win_us = t, .check_us = t, .check_rate = rate};
     struct lw_sock_tcp_state us = {.rtt_us = 130000, .min_rtt_us = 100000, .cwnd = 100, .unacked = 90, .mss = 1448};
     for (int i = 1; i <= 20; i++) {
         us.delivered += 8; /* 8 segments per 12.5 ms: 7.4 Mbit/s against 19.3 */
@@ -246,7 +246,7 @@ int main(void)
     us.path_rate = 0;
     lw_sock_path_update(&up, &us, t + 21 * 12500);
     TAP_OK(up.unsuited && us.path_rate == 0, "under 7/8 of the rate for two RTTs with a queue: the limit turns off");
-    struct lw_sock_path ok = {.rate = rate, .engaged = true, .win_us = t, .check_us = t};
+    struct lw_sock_path ok = {.rate = rate, .engaged = true, .win_us = t, .check_us = t, .check_rate = rate};
     struct lw_sock_tcp_state os = us;
     os.delivered = 0;
     for (int i = 1; i <= 20; i++) {
@@ -254,5 +254,34 @@ int main(void)
         lw_sock_path_update(&ok, &os, t + (uint64_t)i * 12500);
     }
     TAP_OK(!ok.unsuited, "delivering at the rate with a small queue: the limit stays");
+
+    /* A slow link: 4 Mbit/s, 100 ms, an ACK every two segments (5.8 ms). An eighth of the RTT
+     * holds about four segments; windows count only once they hold LW_SOCK_RATE_MIN_SEGS. */
+    struct lw_sock_path sp = {0};
+    struct lw_sock_tcp_state sl = {.rtt_us = 100500, .min_rtt_us = 100000, .cwnd = 40, .unacked = 30, .mss = 1448,
+                                   .delivered = 10, .pace_tokens = UINT64_MAX};
+    lw_sock_path_update(&sp, &sl, t);
+    sl.delivered += 6; /* a burst of three ACKs in 12.5 ms: 5.6 Mbit/s if it counted */
+    lw_sock_path_update(&sp, &sl, t + 12500);
+    TAP_EQ_INT(sp.rate, 0, "a window of 6 segments on a slow link does not count");
+    sl.delivered += 10; /* 16 segments in 48 ms */
+    lw_sock_path_update(&sp, &sl, t + 48000);
+    TAP_EQ_INT(sp.rate, 16ull * 1448 * 1000000 / 48000, "16 segments make a window: 3.86 Mbit/s");
+    /* The first flight engages the limit while slow start has yet to fill the path; a faster
+     * window then raises the rate while the period is judged. */
+    sp.rate = 300000;
+    sl.rtt_us = 115000;
+    sl.delivered += 16; /* 16 segments in 52 ms: 3.56 Mbit/s */
+    lw_sock_path_update(&sp, &sl, t + 100000);
+    const uint64_t at_engage = 16ull * 1448 * 1000000 / 52000;
+    TAP_OK(sp.engaged && sp.check_rate == at_engage, "engaged: the period is judged against the rate it had then");
+    sp.rate = 600000; /* 4.8 Mbit/s from a window since */
+    sl.delivered += 60; /* 60 segments in 200 ms: 3.48 Mbit/s, under 7/8 of 4.8, not of 3.56 */
+    lw_sock_path_update(&sp, &sl, t + 300000);
+    TAP_OK(!sp.unsuited, "a period that began lower is judged against its start: the limit stays");
+    /* Its pacer keeps four segments of allowance, not two: 7.7 ms of a 6 Mbit/s pacer. */
+    lw_sock_path_spend(&sp, UINT64_MAX);
+    lw_sock_path_update(&sp, &sl, t + 320000);
+    TAP_EQ_INT(sp.tokens, LW_SOCK_PACER_MIN_SEGS * 1448, "a slow pacer holds four segments");
     return tap_done();
 }
