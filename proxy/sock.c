@@ -246,8 +246,8 @@ void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, u
     uint64_t min_rtt = st->min_rtt_us;
     if (p->rate != 0 && now_us > p->tokens_us) {
         /* Top up the pacer: its rate over the time since, holding at most its depth (the
-         * loop's timers wake a few milliseconds late) and at least two segments (or a large
-         * segment on a slow path would never fit). */
+         * loop's timers wake a few milliseconds late), never less than LW_SOCK_PACER_MIN_SEGS
+         * segments (see there; and a large segment on a slow path must fit). */
         uint64_t pace_rate = p->rate * LW_SOCK_PACING_GAIN_Q / 4;
         uint64_t depth = LW_MAX(pace_rate * LW_SOCK_PACER_DEPTH_US / 1000000u, (uint64_t)LW_SOCK_PACER_MIN_SEGS * st->mss);
         uint64_t dt = LW_MIN(now_us - p->tokens_us, 1000000u); /* no overflow after a long idle */
