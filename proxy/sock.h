@@ -83,8 +83,8 @@ struct lw_sock_path {
 #define LW_SOCK_RATE_MIN_SEGS 16
 /* The limit's pacer holds at most this much of its rate, and at least LW_SOCK_PACER_MIN_SEGS
  * segments: the loop's timers wake a few milliseconds late, and a shallower bucket would lose
- * what they owe. (With two segments at 4 Mbit/s, a wait of two segments' time plus the
- * timer's lateness lost a third of each refill: 25 segments in flight for a path of 34.) */
+ * what they owe. (With at most two segments, a 4 Mbit/s, 100 ms link was held at 25 segments
+ * in flight for a path of 34; with four, at the path.) */
 #define LW_SOCK_PACER_DEPTH_US 4000
 #define LW_SOCK_PACER_MIN_SEGS 4
 /* Paths shorter than this have no queue worth limiting (loopback reports a few us). */
