@@ -206,8 +206,8 @@ void lw_conn_want_flush(struct lw_conn *c)
  * first record: that one is kept short, and the next fills the segment the tickets began. */
 static size_t aligned_record(const struct lw_conn *c, size_t n)
 {
-    if (!c->lowat_set || c->segment_size == 0 || c->segment_size > TLS_RECORD_MAX) { /* a jumbo segment holds several records */
-        return n;
+    if (!c->lowat_set || c->segment_size == 0 || c->segment_size > TLS_RECORD_MAX) {
+        return n; /* not writing for responsiveness, or a jumbo segment that holds several records */
     }
     if (!c->sealed_any) {
         return LW_MIN(n, (size_t)SEAL_FILL_MIN);
@@ -346,7 +346,7 @@ static struct lw_sock_budget write_budget(struct lw_conn *c)
             c->rtt_us = st.rtt_us;
             if (c->budget_cfg.queue_limit && st.min_rtt_us >= LW_SOCK_LIMIT_MIN_RTT_US) {
                 bool was_engaged = c->path.engaged, was_unsuited = c->path.unsuited;
-                lw_sock_path_update(&c->path, &st, lw_time_mono_us());
+                lw_sock_path_update(&c->path, &st, now);
                 if (c->path.engaged && !was_engaged) {
                     lw_log_debug("%s: queue in the path (rtt %.1fms, min %.1fms): in flight held near %.2f Mbit/s x min rtt",
                                  c->peer_str, st.rtt_us / 1000.0, st.min_rtt_us / 1000.0, c->path.rate * 8 / 1e6);

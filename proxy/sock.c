@@ -241,6 +241,14 @@ struct lw_sock_budget lw_sock_budget_compute(const struct lw_sock_tcp_state *st,
     return b;
 }
 
+/* A new period for the limit to be judged over (see lw_sock_path_update). */
+static void start_period(struct lw_sock_path *p, const struct lw_sock_tcp_state *st, uint64_t now_us)
+{
+    p->check_us = now_us;
+    p->check_delivered = st->delivered;
+    p->check_rate = p->rate;
+}
+
 void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, uint64_t now_us)
 {
     uint64_t min_rtt = st->min_rtt_us;
@@ -249,7 +257,8 @@ void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, u
          * loop's timers wake a few milliseconds late), never less than LW_SOCK_PACER_MIN_SEGS
          * segments (see there; and a large segment on a slow path must fit). */
         uint64_t pace_rate = p->rate * LW_SOCK_PACING_GAIN_Q / 4;
-        uint64_t depth = LW_MAX(pace_rate * LW_SOCK_PACER_DEPTH_US / 1000000u, (uint64_t)LW_SOCK_PACER_MIN_SEGS * st->mss);
+        uint64_t floor = (uint64_t)LW_SOCK_PACER_MIN_SEGS * st->mss;
+        uint64_t depth = LW_MAX(pace_rate * LW_SOCK_PACER_DEPTH_US / 1000000u, floor);
         uint64_t dt = LW_MIN(now_us - p->tokens_us, 1000000u); /* no overflow after a long idle */
         p->tokens = LW_MIN(p->tokens + pace_rate * dt / 1000000u, depth);
     }
@@ -280,24 +289,18 @@ void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, u
     if (!p->engaged) {
         if (st->rtt_us > min_rtt + min_rtt / LW_SOCK_ENGAGE_SHARE) {
             p->engaged = true;
-            p->check_us = now_us;
-            p->check_delivered = st->delivered;
-            p->check_rate = p->rate;
+            start_period(p, st, now_us);
         }
         return;
     }
     if (!queue) {
         /* No queue, nothing held back: judge only periods the limit applies through. */
-        p->check_us = now_us;
-        p->check_delivered = st->delivered;
-        p->check_rate = p->rate;
+        start_period(p, st, now_us);
     } else if (now_us - p->check_us >= 2 * min_rtt) {
         uint64_t got = (uint64_t)(st->delivered - p->check_delivered) * st->mss * 1000000u / (now_us - p->check_us);
         uint64_t judged = LW_MIN(p->rate, p->check_rate);
         p->unsuited = got < judged - judged / 8;
-        p->check_us = now_us;
-        p->check_delivered = st->delivered;
-        p->check_rate = p->rate;
+        start_period(p, st, now_us);
     }
 }
 
