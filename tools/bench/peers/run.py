@@ -65,6 +65,10 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent.parent
 CONF = HERE / "conf"
 PROXIES = ["lowat", "nghttpx", "h2o", "haproxy"]
+# Not in the default set, only when --only names it: lowat with writing for responsiveness
+# turned off, to show that on loopback the optimization steps aside (lowat/lowat-off).
+VARIANTS = ["lowat-off"]
+LOWATS = ("lowat", "lowat-off")
 PROXY_CPU = 0
 LOAD_CPU = 1
 DEFAULT_CC = "cubic"
@@ -485,7 +489,9 @@ class Proxy:
         self.dir = d
         v = dict(DIR=d, PORT=self.port, CERT=cert, KEY=key, ORIGIN_PORT=origin_port)
         self.conf = None
-        if name == "lowat":
+        if name in LOWATS:
+            # true is the default; false turns the write budget off for the listener.
+            v["RESPONSIVENESS"] = "true" if name == "lowat" else "false"
             self.conf = render("lowat.yaml", d / "lowat.yaml", **v)
             self.cmd = [lowat_bin, "-c", self.conf]
         elif name == "nghttpx":
@@ -742,6 +748,28 @@ def tables(results, names):
     return "\n".join(lines)
 
 
+# On loopback the write budget steps aside: lowat's small-response req/s, responsiveness on (its
+# default), at least this share of the same with it off.
+STEP_ASIDE_MIN = 0.97
+
+
+def step_aside(results, names):
+    """Lines judging lowat against lowat-off on small responses, when both ran."""
+    if "lowat" not in names or "lowat-off" not in names:
+        return []
+    out = []
+    for fig in ("small_c100_m10", "small_c10_m100"):
+        on = median([r.get("rps") for r in results.get("lowat", {}).get(fig, [])])
+        off = median([r.get("rps") for r in results.get("lowat-off", {}).get(fig, [])])
+        if on is None or not off:
+            continue
+        ratio = on / off
+        verdict = "met" if ratio >= STEP_ASIDE_MIN else "NOT met"
+        out.append(f"- {FIGURES[fig][0]}: lowat {fmt(on)} req/s, lowat-off {fmt(off)}: {ratio:.3f} "
+                   f"(target >= {STEP_ASIDE_MIN}: {verdict})")
+    return out
+
+
 def notes(results, names):
     """One line per proxy and load figure whose proxy was below SATURATED_PCT of a core in
     some round, with the likely cause; and the runs with failed requests."""
@@ -925,6 +953,8 @@ def write_results(path, args, info, results, names, proxies, origin, cmds, instr
     out += ["", "## Medians over rounds, and lowat's ratio to each peer\n",
             "Ratios are lowat / peer: above 1 is better for lowat where higher is better, below 1 where "
             "lower is better.\n", tables(results, names)]
+    if sa := step_aside(results, names):
+        out += ["## Writing for responsiveness steps aside on loopback\n"] + sa + [""]
     n = notes(results, names)
     out += ["## Notes on the runs\n"] + (n if n else ["- every proxy was saturated in every load run"]) + [""]
     if top:
@@ -1004,9 +1034,9 @@ def main():
             args.only = "lowat"
     asked = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else list(PROXIES)
     for n in asked:
-        if n not in PROXIES:
-            ap.error(f"unknown proxy {n!r}: choose from {', '.join(PROXIES)}")
-    names = [n for n in PROXIES if n in asked]
+        if n not in PROXIES + VARIANTS:
+            ap.error(f"unknown proxy {n!r}: choose from {', '.join(PROXIES + VARIANTS)}")
+    names = [n for n in PROXIES + VARIANTS if n in asked]
     results_path = args.results or (None if args.quick else str(HERE / "RESULTS.md"))
 
     need = {"h2load": "nghttp2-client", "nginx": "nginx-light", "taskset": "util-linux", "openssl": "openssl"}
@@ -1016,7 +1046,7 @@ def main():
             continue
         if not shutil.which(tool):
             sys.exit(f"run.py: {tool} is missing (Debian package {pkg}); run tools/bench/deps.sh")
-    if "lowat" in names and not os.access(args.lowat_bin, os.X_OK):
+    if any(n in LOWATS for n in names) and not os.access(args.lowat_bin, os.X_OK):
         sys.exit(f"run.py: {args.lowat_bin} is missing: build it with `ninja -C build`")
     if (os.cpu_count() or 1) < 2:
         sys.exit("run.py: needs two CPUs (proxy on 0, origin and load on 1)")
@@ -1060,7 +1090,7 @@ def main():
         info["TCP congestion control"] = cc_description(origin.port)
         log(f"run.py: TCP congestion control: {info['TCP congestion control']}")
         lowat_copy = tmp / "lowat.bin"
-        if "lowat" in names:
+        if any(n in LOWATS for n in names):
             shutil.copy2(args.lowat_bin, lowat_copy)
         proxies = {n: Proxy(n, tmp, cert, key, origin.port, str(lowat_copy)) for n in names}
         log(f"run.py: origin nginx on 127.0.0.1:{origin.port} (CPU {LOAD_CPU}); "
@@ -1148,6 +1178,8 @@ def main():
 
         out = tables(results, names)
         print(out)
+        for line in step_aside(results, names):
+            print(line)
         for line in notes(results, names):
             print(line)
         if top:
