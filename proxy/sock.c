@@ -249,24 +249,11 @@ static void start_period(struct lw_sock_path *p, const struct lw_sock_tcp_state 
     p->check_rate = p->rate;
 }
 
-void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, uint64_t now_us)
+/* The path's rate from a window of deliveries that ends now, and whether the limit engages or
+ * is judged (see lw_sock_path_update). */
+static void measure(struct lw_sock_path *p, const struct lw_sock_tcp_state *st, uint64_t now_us)
 {
     uint64_t min_rtt = st->min_rtt_us;
-    if (p->rate != 0 && now_us > p->tokens_us) {
-        /* Top up the pacer: its rate over the time since, holding at most its depth (the
-         * loop's timers wake a few milliseconds late), never less than LW_SOCK_PACER_MIN_SEGS
-         * segments (see there; and a large segment on a slow path must fit). */
-        uint64_t pace_rate = p->rate * LW_SOCK_PACING_GAIN_Q / 4;
-        uint64_t floor = (uint64_t)LW_SOCK_PACER_MIN_SEGS * st->mss;
-        uint64_t depth = LW_MAX(pace_rate * LW_SOCK_PACER_DEPTH_US / 1000000u, floor);
-        uint64_t dt = LW_MIN(now_us - p->tokens_us, 1000000u); /* no overflow after a long idle */
-        p->tokens = LW_MIN(p->tokens + pace_rate * dt / 1000000u, depth);
-    }
-    p->tokens_us = now_us;
-    if (p->engaged && !p->unsuited) {
-        st->path_rate = p->rate;
-        st->pace_tokens = p->tokens;
-    }
     if (p->win_us == 0 || st->delivered < p->win_delivered) {
         p->win_us = now_us;
         p->win_delivered = st->delivered;
@@ -301,6 +288,29 @@ void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, u
         uint64_t judged = LW_MIN(p->rate, p->check_rate);
         p->unsuited = got < judged - judged / 8;
         start_period(p, st, now_us);
+    }
+}
+
+void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, uint64_t now_us)
+{
+    if (p->rate != 0 && now_us > p->tokens_us) {
+        /* Top up the pacer: its rate over the time since, holding at most its depth (the
+         * loop's timers wake a few milliseconds late), never less than LW_SOCK_PACER_MIN_SEGS
+         * segments (see there; and a large segment on a slow path must fit). */
+        uint64_t pace_rate = p->rate * LW_SOCK_PACING_GAIN_Q / 4;
+        uint64_t floor = (uint64_t)LW_SOCK_PACER_MIN_SEGS * st->mss;
+        uint64_t depth = LW_MAX(pace_rate * LW_SOCK_PACER_DEPTH_US / 1000000u, floor);
+        uint64_t dt = LW_MIN(now_us - p->tokens_us, 1000000u); /* no overflow after a long idle */
+        p->tokens = LW_MIN(p->tokens + pace_rate * dt / 1000000u, depth);
+    }
+    p->tokens_us = now_us;
+    measure(p, st, now_us);
+    /* The budget of this same read sees a rate that this window just raised: on a slow link a
+     * window takes tens of milliseconds, and a limit engaged on a rate measured low, held to it
+     * until the next read, let the path idle. */
+    if (p->engaged && !p->unsuited) {
+        st->path_rate = p->rate;
+        st->pace_tokens = p->tokens;
     }
 }
 

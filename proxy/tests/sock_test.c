@@ -152,7 +152,7 @@ int main(void)
     ss.rtt_us = 113000;
     ss.delivered += 20;
     lw_sock_path_update(&path, &ss, t + 145000);
-    TAP_OK(path.engaged, "a queue seen: the limit engages");
+    TAP_OK(path.engaged && ss.path_rate == rate, "a queue seen: the limit engages, for this read's budget too");
     ss.rtt_us = 101000; /* and stays engaged when the queue has gone (that is its doing) */
     ss.delivered += 20;
     ss.path_rate = 0;
@@ -283,5 +283,17 @@ int main(void)
     lw_sock_path_spend(&sp, UINT64_MAX);
     lw_sock_path_update(&sp, &sl, t + 320000);
     TAP_EQ_INT(sp.tokens, LW_SOCK_PACER_MIN_SEGS * 1448, "a slow pacer holds four segments");
+    /* Engaged on a rate measured low (2 Mbit/s on that 4 Mbit/s link), the window that shows the
+     * path's rate lifts the limit for the budget of the same read: a window takes some 50 ms
+     * there, and holding to the old rate until the next read left the path idle. */
+    struct lw_sock_path lp = {.rate = 251000, .engaged = true, .win_us = t, .win_delivered = 100, .tokens_us = t,
+                              .check_us = t, .check_rate = 251000};
+    struct lw_sock_tcp_state ls = {.rtt_us = 124000, .min_rtt_us = 100000, .cwnd = 61, .unacked = 24, .mss = 1448,
+                                   .delivered = 119, .pace_tokens = UINT64_MAX};
+    lw_sock_path_update(&lp, &ls, t + 57000); /* 19 segments in 57 ms: 3.86 Mbit/s */
+    const uint64_t lifted = 19ull * 1448 * 1000000 / 57000;
+    TAP_OK(lp.rate == lifted && ls.path_rate == lifted, "a faster window is the limit's rate at once");
+    b = lw_sock_budget_compute(&ls, &limited, 0);
+    TAP_OK(b.bytes > 0, "24 segments in flight on a path of 33: room to write (%zu)", b.bytes);
     return tap_done();
 }
