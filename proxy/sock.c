@@ -249,6 +249,12 @@ static void start_period(struct lw_sock_path *p, const struct lw_sock_tcp_state 
     p->check_rate = p->rate;
 }
 
+/* The rate the limit holds to: the measured one, or the floor it engaged with if higher. */
+static uint64_t limit_rate(const struct lw_sock_path *p)
+{
+    return LW_MAX(p->rate, p->flight_rate);
+}
+
 /* The path's rate from a window of deliveries that ends now, and whether the limit engages or
  * is judged (see lw_sock_path_update). */
 static void measure(struct lw_sock_path *p, const struct lw_sock_tcp_state *st, uint64_t now_us)
@@ -267,6 +273,7 @@ static void measure(struct lw_sock_path *p, const struct lw_sock_tcp_state *st, 
     /* A window that spans an idle gap measures less than the path: only the maximum counts. */
     uint64_t rate = (uint64_t)(st->delivered - p->win_delivered) * st->mss * 1000000u / elapsed;
     p->rate = LW_MAX(p->rate, rate);
+    p->flight_rate = 0;
     p->win_us = now_us;
     p->win_delivered = st->delivered;
     if (min_rtt == 0 || p->rate == 0 || p->unsuited) {
@@ -275,6 +282,8 @@ static void measure(struct lw_sock_path *p, const struct lw_sock_tcp_state *st, 
     bool queue = st->rtt_us > min_rtt + min_rtt / LW_SOCK_HOLD_SHARE;
     if (!p->engaged) {
         if (st->rtt_us > min_rtt + min_rtt / LW_SOCK_ENGAGE_SHARE) {
+            uint64_t flight_rate = (uint64_t)st->unacked * st->mss * 1000000u / st->rtt_us;
+            p->flight_rate = flight_rate - flight_rate / 8;
             p->engaged = true;
             start_period(p, st, now_us);
         }
@@ -297,7 +306,7 @@ void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, u
         /* Top up the pacer: its rate over the time since, holding at most its depth (the
          * loop's timers wake a few milliseconds late), never less than LW_SOCK_PACER_MIN_SEGS
          * segments (see there; and a large segment on a slow path must fit). */
-        uint64_t pace_rate = p->rate * LW_SOCK_PACING_GAIN_Q / 4;
+        uint64_t pace_rate = limit_rate(p) * LW_SOCK_PACING_GAIN_Q / 4;
         uint64_t floor = (uint64_t)LW_SOCK_PACER_MIN_SEGS * st->mss;
         uint64_t depth = LW_MAX(pace_rate * LW_SOCK_PACER_DEPTH_US / 1000000u, floor);
         uint64_t dt = LW_MIN(now_us - p->tokens_us, 1000000u); /* no overflow after a long idle */
@@ -309,7 +318,7 @@ void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, u
      * window takes tens of milliseconds, and a limit engaged on a rate measured low, held to it
      * until the next read, let the path idle. */
     if (p->engaged && !p->unsuited) {
-        st->path_rate = p->rate;
+        st->path_rate = limit_rate(p);
         st->pace_tokens = p->tokens;
     }
 }

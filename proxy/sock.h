@@ -55,6 +55,7 @@ struct lw_sock_path {
     uint32_t check_delivered;
     uint64_t check_us;      /* start of the current period judged while engaged */
     uint64_t check_rate;    /* the rate when it began */
+    uint64_t flight_rate;   /* from engaging until the next window: a floor under rate (lw_sock_path_update) */
     uint64_t tokens;        /* pacer: bytes that may be written now */
     uint64_t tokens_us;     /* when they were last topped up */
     bool engaged;           /* a queue has been seen: limit and pace while one remains */
@@ -99,7 +100,13 @@ struct lw_sock_path {
  * throughput, so the limit turns off for the connection. The rate judged against is the one
  * when the period began, if lower: on a slow link the first flight alone can engage the limit
  * while slow start has yet to fill the path, and the rate measured on the way up is not one the
- * period could have delivered. */
+ * period could have delivered. The rate can also be measured low when the limit engages (on a
+ * slow link a window takes tens of milliseconds, and those of slow start span its idle gaps),
+ * and held to it the path idles: until the next window, the limit uses at least 7/8 of what is
+ * in flight per smoothed RTT (with a queue, the path delivers that; the RTT lags the queue's
+ * growth, hence the eighth off). Only until then: kept as the rate, a floor read high in BBR's
+ * startup would loosen the limit for good, and the judge would take its own queue for another
+ * flow's. */
 void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, uint64_t now_us);
 /* Take bytes written from the pacer's allowance. */
 void lw_sock_path_spend(struct lw_sock_path *p, uint64_t bytes);

@@ -295,5 +295,19 @@ int main(void)
     TAP_OK(lp.rate == lifted && ls.path_rate == lifted, "a faster window is the limit's rate at once");
     b = lw_sock_budget_compute(&ls, &limited, 0);
     TAP_OK(b.bytes > 0, "24 segments in flight on a path of 33: room to write (%zu)", b.bytes);
+    /* The limit engages on a rate measured low (16 segments in 92 ms, 2 Mbit/s) with 41 segments
+     * in flight over a smoothed RTT of 115.3 ms: until the next window it holds to 7/8 of that,
+     * 3.6 Mbit/s, but judges against what it measured. */
+    struct lw_sock_path ep = {.win_us = t, .win_delivered = 100};
+    struct lw_sock_tcp_state es = {.rtt_us = 115300, .min_rtt_us = 100400, .cwnd = 42, .unacked = 41, .mss = 1448,
+                                   .delivered = 116, .pace_tokens = UINT64_MAX};
+    lw_sock_path_update(&ep, &es, t + 92000);
+    const uint64_t low = 16ull * 1448 * 1000000 / 92000, flight = 41ull * 1448 * 1000000 / 115300;
+    TAP_OK(ep.engaged && ep.rate == low && ep.check_rate == low, "engaged on the rate measured, and judged against it");
+    TAP_EQ_INT(es.path_rate, flight - flight / 8, "held to 7/8 of what is in flight per smoothed RTT");
+    es.delivered += 16; /* the next window: 16 segments in 57 ms, under that floor */
+    es.path_rate = 0;
+    lw_sock_path_update(&ep, &es, t + 149000);
+    TAP_EQ_INT(es.path_rate, 16ull * 1448 * 1000000 / 57000, "from the next window on, the rate measured");
     return tap_done();
 }
