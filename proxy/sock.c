@@ -285,6 +285,7 @@ static void measure(struct lw_sock_path *p, const struct lw_sock_tcp_state *st, 
             uint64_t flight_rate = (uint64_t)st->unacked * st->mss * 1000000u / st->rtt_us;
             p->flight_rate = flight_rate - flight_rate / 8;
             p->engaged = true;
+            p->engaged_us = now_us;
             start_period(p, st, now_us);
         }
         return;
@@ -293,9 +294,14 @@ static void measure(struct lw_sock_path *p, const struct lw_sock_tcp_state *st, 
         /* No queue, nothing held back: judge only periods the limit applies through. */
         start_period(p, st, now_us);
     } else if (now_us - p->check_us >= 2 * min_rtt) {
-        uint64_t got = (uint64_t)(st->delivered - p->check_delivered) * st->mss * 1000000u / (now_us - p->check_us);
-        uint64_t judged = LW_MIN(p->rate, p->check_rate);
-        p->unsuited = got < judged - judged / 8;
+        /* Judged only where the limit can be what held the connection back (lw_sock_path_update). */
+        bool held = p->check_us >= p->engaged_us + min_rtt &&
+                    (uint64_t)st->unacked * st->mss >= p->rate * min_rtt / 1000000u;
+        if (held) {
+            uint64_t got = (uint64_t)(st->delivered - p->check_delivered) * st->mss * 1000000u / (now_us - p->check_us);
+            uint64_t judged = LW_MIN(p->rate, p->check_rate);
+            p->unsuited = got < judged - judged / 8;
+        }
         start_period(p, st, now_us);
     }
 }

@@ -53,6 +53,7 @@ struct lw_sock_path {
     uint64_t win_us;        /* start of the current measuring window; 0 before the first */
     uint32_t win_delivered; /* segments delivered at its start */
     uint32_t check_delivered;
+    uint64_t engaged_us;    /* when the limit engaged */
     uint64_t check_us;      /* start of the current period judged while engaged */
     uint64_t check_rate;    /* the rate when it began */
     uint64_t flight_rate;   /* from engaging until the next window: a floor under rate (lw_sock_path_update) */
@@ -97,7 +98,11 @@ struct lw_sock_path {
  * lw_sock_budget_compute. Every two minimum RTTs while a queue remains, the limit is judged:
  * if the path delivered under 7/8 of its rate, the queue is not this connection's (another
  * flow's, or a minimum RTT gone stale after a route change) and holding back only costs it
- * throughput, so the limit turns off for the connection. The rate judged against is the one
+ * throughput, so the limit turns off for the connection. Not judged: a period that began within
+ * an RTT of engaging (what it delivers was sent before the limit held anything back), and one
+ * that ends with less than rate x minimum RTT in flight (then the limit is not what holds the
+ * connection back: slow start's own bursts can engage it with the path half full, and the
+ * path delivers under the rate until the window has grown). The rate judged against is the one
  * when the period began, if lower: on a slow link the first flight alone can engage the limit
  * while slow start has yet to fill the path, and the rate measured on the way up is not one the
  * period could have delivered. The rate can also be measured low when the limit engages (on a

@@ -238,7 +238,8 @@ int main(void)
 
     /* Judged while it holds: delivering well under the rate means the queue is not ours. */
     struct lw_sock_path up = {.rate = rate, .engaged = true, .win_us = t, .check_us = t, .check_rate = rate};
-    struct lw_sock_tcp_state us = {.rtt_us = 130000, .min_rtt_us = 100000, .cwnd = 100, .unacked = 90, .mss = 1448};
+    /* (In flight at the limit's cap, 178 segments; it engaged long before.) */
+    struct lw_sock_tcp_state us = {.rtt_us = 130000, .min_rtt_us = 100000, .cwnd = 200, .unacked = 178, .mss = 1448};
     for (int i = 1; i <= 20; i++) {
         us.delivered += 8; /* 8 segments per 12.5 ms: 7.4 Mbit/s against 19.3 */
         lw_sock_path_update(&up, &us, t + (uint64_t)i * 12500);
@@ -246,6 +247,32 @@ int main(void)
     us.path_rate = 0;
     lw_sock_path_update(&up, &us, t + 21 * 12500);
     TAP_OK(up.unsuited && us.path_rate == 0, "under 7/8 of the rate for two RTTs with a queue: the limit turns off");
+    /* The same deliveries are no verdict with the path half full (slow start's bursts engaged
+     * the limit early; the window is still growing)... */
+    struct lw_sock_path half = {.rate = rate, .engaged = true, .win_us = t, .check_us = t, .check_rate = rate};
+    struct lw_sock_tcp_state hs = us;
+    hs.unacked = 85;
+    hs.delivered = 0;
+    for (int i = 1; i <= 21; i++) {
+        hs.delivered += 8;
+        lw_sock_path_update(&half, &hs, t + (uint64_t)i * 12500);
+    }
+    TAP_OK(!half.unsuited && half.check_us == t + 16 * 12500, "85 segments in flight on a path of 167: not judged");
+    /* ...nor in the first RTT after engaging, whose deliveries were sent before it held anything. */
+    struct lw_sock_path fresh_p = {.rate = rate, .engaged = true, .engaged_us = t, .win_us = t, .check_us = t,
+                                   .check_rate = rate};
+    struct lw_sock_tcp_state fs = us;
+    fs.delivered = 0;
+    for (int i = 1; i <= 21; i++) {
+        fs.delivered += 8;
+        lw_sock_path_update(&fresh_p, &fs, t + (uint64_t)i * 12500);
+    }
+    TAP_OK(!fresh_p.unsuited, "a period that began as the limit engaged: not judged");
+    for (int i = 22; i <= 42; i++) {
+        fs.delivered += 8;
+        lw_sock_path_update(&fresh_p, &fs, t + (uint64_t)i * 12500);
+    }
+    TAP_OK(fresh_p.unsuited, "the next one is");
     struct lw_sock_path ok = {.rate = rate, .engaged = true, .win_us = t, .check_us = t, .check_rate = rate};
     struct lw_sock_tcp_state os = us;
     os.delivered = 0;
@@ -276,9 +303,12 @@ int main(void)
     const uint64_t at_engage = 16ull * 1448 * 1000000 / 52000;
     TAP_OK(sp.engaged && sp.check_rate == at_engage, "engaged: the period is judged against the rate it had then");
     sp.rate = 600000; /* 4.8 Mbit/s from a window since */
-    sl.delivered += 60; /* 60 segments in 200 ms: 3.48 Mbit/s, under 7/8 of 4.8, not of 3.56 */
+    sp.engaged_us = t - 1000000; /* (as if it had engaged a while ago, so that this period is judged) */
+    sl.unacked = 45;             /* in flight at the cap for 4.8 Mbit/s */
+    sl.delivered += 60;          /* 60 segments in 200 ms: 3.48 Mbit/s, under 7/8 of 4.8, not of 3.56 */
     lw_sock_path_update(&sp, &sl, t + 300000);
     TAP_OK(!sp.unsuited, "a period that began lower is judged against its start: the limit stays");
+    sl.unacked = 30;
     /* Its pacer keeps four segments of allowance, not two: 7.7 ms of a 6 Mbit/s pacer. */
     lw_sock_path_spend(&sp, UINT64_MAX);
     lw_sock_path_update(&sp, &sl, t + 320000);
