@@ -29,10 +29,12 @@ nghttpx-opt (--frontend-http2-optimize-write-buffer-size). Every one has one wor
 Usage (as root):
   tools/bench/responsiveness/run.py [--quick] [--conns 10] [--rtt 100,250] [--cc cubic,bbr]
       [--proxies lowat-on,lowat-off,h2o-on,h2o-off,nghttpx,nghttpx-opt] [--moments script,256k]
-      [--results FILE] [--ss-trace lowat-on] [--rate 20] [--ack-batch-ms 0]
+      [--results FILE] [--ss-trace lowat-on] [--rate 20] [--ack-batch-ms 0] [--html-bytes N]
   --quick: RTT 100, cubic, 3 samples, lowat-on and lowat-off, both moments.
   --ack-batch-ms B: the client's packets reach the server side only at multiples of B ms
       (lowat-linkem --batch-ms-a), as Wi-Fi aggregation bunches a client's ACKs.
+  --html-bytes N: a longer (or shorter) page, e.g. 10000000 with --moments script,4m to see a
+      transfer that outlasts slow start; the targets are judged as for the default page.
 Prints a table per condition and writes results.json and report.md into its work directory
 (and report.md to --results FILE when given). Missing Debian packages are installed.
 """
@@ -85,19 +87,29 @@ TARGET_TOTAL = 0.02  # lowat-on total within 2 % of lowat-off
 
 
 
-def make_files(work):
+def moment_bytes(m):
+    """A moment's --moment argument for client.py: 'script', or bytes of HTML body ("256k", "4m")."""
+    if m in MOMENTS:
+        return MOMENTS[m]
+    hit = re.fullmatch(r"(\d+)([km])", m)
+    if not hit:
+        return None
+    return str(int(hit.group(1)) * (1024 if hit.group(2) == "k" else 1024 * 1024))
+
+
+def make_files(work, html_size):
     www = work / "www"
     www.mkdir()
     head = ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">" + SCRIPT_TAG +
             "<title>responsiveness</title></head><body>\n")
     tail = "</body></html>\n"
     line = "<p>Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.</p>\n"
-    fill = HTML_SIZE - len(head) - len(tail)
+    fill = html_size - len(head) - len(tail)
     body = (line * (fill // len(line) + 1))[:fill]
     (www / "index.html").write_text(head + body + tail)
     js = "/* tiny */ window.tiny = 1;\n"
     (www / "tiny.js").write_text((js + " " * JS_SIZE)[:JS_SIZE - 1] + "\n")
-    assert (www / "index.html").stat().st_size == HTML_SIZE
+    assert (www / "index.html").stat().st_size == html_size
     for d in ("nginx-body", "nginx-proxy", "nginx-fastcgi", "nginx-uwsgi", "nginx-scgi"):
         (work / d).mkdir()
     cert, key = work / "cert.pem", work / "key.pem"
@@ -192,7 +204,7 @@ def run_client(ns_c, ns_s, moment, conns, work, tag, trace, priorities):
     watch = SsWatch(ns_s, trace=(work / f"ss-{tag}.txt") if trace else None)
     watch.start()
     cmd = ["ip", "netns", "exec", ns_c, PYTHON, CLIENT, "--host", ADDR_S, "--port", PROXY_PORT,
-           "--moment", MOMENTS[moment], "--samples", conns, "--warmup", 1,
+           "--moment", moment_bytes(moment), "--samples", conns, "--warmup", 1,
            "--html-priority", priorities[0], "--js-priority", priorities[1]]
     try:
         r = run(cmd, check=False, timeout=60 + 45 * (conns + 1))
@@ -268,7 +280,7 @@ def report(results, meta):
     lines = [f"Run {meta['date']} on {meta['machine']}, kernel {meta['kernel']}.", "",
              f"Command: `{meta['command']}`", "",
              f"Link: linkem, {meta['rate']} Mbit/s each way, drop-tail {meta['queue']} packets, one-way delay "
-             f"RTT/2{batch_note(meta)}; HTML {HTML_SIZE:,} bytes, JS {JS_SIZE:,} bytes; {meta['conns']} samples per row after 1 "
+             f"RTT/2{batch_note(meta)}; HTML {meta['html_bytes']:,} bytes, JS {JS_SIZE:,} bytes; {meta['conns']} samples per row after 1 "
              "warm-up, fresh TCP+TLS connection each; medians. `x` = multiple of the nominal RTT. "
              "TTFB: HTML request written -> its response HEADERS received. Total: HTML request -> its last "
              "byte. JS: JS request written -> its last byte, as the client read it (read) and at its "
@@ -324,7 +336,10 @@ def main():
     ap.add_argument("--rtt", default=None, help="RTTs in ms (100,250)")
     ap.add_argument("--cc", default=None, help="server congestion controls (cubic,bbr)")
     ap.add_argument("--proxies", default=None, help=",".join(ALL_PROXIES))
-    ap.add_argument("--moments", default="script,256k", help="script,256k (also 128k, 512k)")
+    ap.add_argument("--moments", default="script,256k",
+                    help="script,256k (also 128k, 512k, or any NNNk / NNNm of HTML body)")
+    ap.add_argument("--html-bytes", type=int, default=HTML_SIZE,
+                    help=f"size of /index.html ({HTML_SIZE:,}); the targets are for the default")
     ap.add_argument("--rate", type=float, default=20.0, help="Mbit/s each way (20)")
     ap.add_argument("--queue", type=int, default=1000, help="drop-tail queue, packets (1000)")
     ap.add_argument("--ack-batch-ms", type=float, default=0,
@@ -354,8 +369,12 @@ def main():
         if p not in ALL_PROXIES:
             ap.error(f"unknown proxy {p}")
     for m in moments:
-        if m not in MOMENTS:
+        if moment_bytes(m) is None:
             ap.error(f"unknown moment {m}")
+        elif m != "script" and int(moment_bytes(m)) >= args.html_bytes:
+            ap.error(f"moment {m} is past the end of a {args.html_bytes:,}-byte HTML")
+    if args.html_bytes < 4096:
+        ap.error("--html-bytes: at least 4096")
     traced = set(filter(None, args.ss_trace.split(",")))
     if os.geteuid() != 0:
         sys.exit("run.py: needs root (network namespaces)")
@@ -372,7 +391,7 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="lowat-resp-"))
     work.chmod(0o755)
     log(f"work directory {work}")
-    cert, key = make_files(work)
+    cert, key = make_files(work, args.html_bytes)
     linkem_bin = find_linkem(work)
     tag = f"lwr{os.getpid()}"
     ns_c, ns_s = f"{tag}c", f"{tag}s"
@@ -385,7 +404,7 @@ def main():
     meta = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "kernel": platform.release(),
             "machine": machine_name(),
             "command": "tools/bench/responsiveness/run.py " + " ".join(sys.argv[1:]),
-            "rate": args.rate, "queue": args.queue, "ack_batch_ms": args.ack_batch_ms,
+            "rate": args.rate, "queue": args.queue, "ack_batch_ms": args.ack_batch_ms, "html_bytes": args.html_bytes,
             "priorities": (args.html_priority, args.js_priority), "conns": conns, "ping": {}, "linkem": {}}
     interrupted = False
 
@@ -423,7 +442,7 @@ def main():
                                                            (args.html_priority, args.js_priority))
                                 for r in recs:
                                     if "html_bytes" in r:
-                                        r["html_left"] = HTML_SIZE - r["js_at"]
+                                        r["html_left"] = args.html_bytes - r["js_at"]
                                 s = summarize(recs, rtt)
                                 s["cc_seen"] = cc_seen
                                 s["samples"] = recs
