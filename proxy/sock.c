@@ -295,8 +295,8 @@ static void measure(struct lw_sock_path *p, const struct lw_sock_tcp_state *st, 
         start_period(p, st, now_us);
     } else if (now_us - p->check_us >= 2 * min_rtt) {
         /* Judged only where the limit can be what held the connection back (lw_sock_path_update). */
-        bool held = p->check_us >= p->engaged_us + min_rtt &&
-                    (uint64_t)st->unacked * st->mss >= p->rate * min_rtt / 1000000u;
+        bool held =
+            p->check_us >= p->engaged_us + min_rtt && (uint64_t)st->unacked * st->mss >= p->rate * min_rtt / 1000000u;
         if (held) {
             uint64_t got = (uint64_t)(st->delivered - p->check_delivered) * st->mss * 1000000u / (now_us - p->check_us);
             uint64_t judged = LW_MIN(p->rate, p->check_rate);
