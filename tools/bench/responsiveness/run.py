@@ -64,7 +64,6 @@ CLIENT = HERE / "client.py"
 PYTHON = "/usr/bin/python3"
 
 ALL_PROXIES = ["lowat-on", "lowat-off", "h2o-on", "h2o-off", "nghttpx", "nghttpx-opt"]
-MOMENTS = {"script": "script", "128k": str(128 * 1024), "256k": str(256 * 1024), "512k": str(512 * 1024)}
 SUBNET = "198.18.0.0/30"
 DEV = "tun0"  # the device lowat-linkem creates in each namespace
 PROXY_PORT = 18443
@@ -89,8 +88,8 @@ TARGET_TOTAL = 0.02  # lowat-on total within 2 % of lowat-off
 
 def moment_bytes(m):
     """A moment's --moment argument for client.py: 'script', or bytes of HTML body ("256k", "4m")."""
-    if m in MOMENTS:
-        return MOMENTS[m]
+    if m == "script":
+        return m
     hit = re.fullmatch(r"(\d+)([km])", m)
     if not hit:
         return None
@@ -369,9 +368,10 @@ def main():
         if p not in ALL_PROXIES:
             ap.error(f"unknown proxy {p}")
     for m in moments:
-        if moment_bytes(m) is None:
+        at = moment_bytes(m)
+        if at is None:
             ap.error(f"unknown moment {m}")
-        elif m != "script" and int(moment_bytes(m)) >= args.html_bytes:
+        elif at != "script" and int(at) >= args.html_bytes:
             ap.error(f"moment {m} is past the end of a {args.html_bytes:,}-byte HTML")
     if args.html_bytes < 4096:
         ap.error("--html-bytes: at least 4096")
