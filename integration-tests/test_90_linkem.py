@@ -34,6 +34,8 @@ NS_A = f"lw90-{os.getpid()}-a"  # the client side
 NS_B = f"lw90-{os.getpid()}-b"  # the server side
 ADDR_A = "198.18.0.1"  # RFC 2544 benchmarking range: never routed anywhere real
 ADDR_B = "198.18.0.2"
+SUBNET = "198.18.0.0/30"
+DEV = "tun0"  # the device lowat-linkem creates in each namespace
 DELAY_MS = 20
 RTT_S = 2 * DELAY_MS / 1000
 # linkem stops by itself after this even if the test dies before stopping it, and deletes the
@@ -300,6 +302,37 @@ def test_linkem_queue_limit_engages_at_the_link_rate(lowat_bin, tmp_path):
         # over 1.2x). High only loosens the limit for that connection; low would cost
         # throughput, so the lower bound is the tight one.
         assert 0.95 * 19.31 <= float(held.group(1)) <= 1.5 * 19.31, held.group(0)
+    finally:
+        _stop_and_clean((lw, origin, linkem), (ns_a, ns_b))
+
+
+def test_linkem_queue_limit_holds_through_a_long_download(lowat_bin, tmp_path):
+    """The same link with cubic, and a 6 MB download that outlasts slow start. Slow start's own
+    bursts engage the limit before the path is full, and while the window still grows the path
+    delivers under the rate; the limit must not take that for another flow's queue and turn
+    itself off, or cubic fills the link's queue for the rest of the transfer."""
+    ns_a, ns_b = f"lw96-{os.getpid()}-a", f"lw96-{os.getpid()}-b"
+    assert not {ns_a, ns_b} & _namespaces(), f"namespaces {ns_a}/{ns_b} exist already"
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "big.bin").write_bytes(os.urandom(6_000_000))
+    linkem = origin = lw = None
+    try:
+        linkem = _start_linkem(ns_a, ns_b, 50, 20)
+        # lowat's sockets are in ns_b: their congestion control is the route's.
+        subprocess.run(["ip", "-n", ns_b, "route", "replace", SUBNET, "dev", DEV, "proto", "kernel", "scope", "link",
+                        "src", ADDR_B, "congctl", "cubic"], check=True, timeout=10)
+        origin = Proc(_in_ns(ns_b, "/usr/bin/python3", "-u", "-m", "http.server", "--bind", ADDR_B,
+                             "--directory", www, 0))
+        m = origin.wait_line(r"port (\d+)", 10 * SLOW)
+        assert m, f"the origin did not start:\n{origin.text()}"
+        lw, m = _start_lowat(lowat_bin, tmp_path, ns_b, f"{ADDR_B}:{m.group(1)}", log_level="debug")
+        p = subprocess.run(_in_ns(ns_a, "curl", "-sS", "--max-time", "30", "-o", "/dev/null",
+                                  "-w", "%{http_code} %{size_download}", f"http://{ADDR_B}:{m.group(2)}/big.bin"),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=40)
+        assert p.returncode == 0 and p.stdout.decode() == "200 6000000", (p.stdout, p.stderr)
+        assert lw.wait_line(r"queue in the path", 5), f"the limit never engaged:\n{lw.text()[-5000:]}"
+        assert "no longer held" not in lw.text(), lw.text()[-5000:]
     finally:
         _stop_and_clean((lw, origin, linkem), (ns_a, ns_b))
 
