@@ -4,7 +4,8 @@ for scripts that check how lowat cuts its output into TLS records.
 
 The handshake runs over memory BIOs on a plain socket; afterwards `records()` reads the raw
 stream, splits it into records itself (their headers are in the clear) and decrypts them one
-by one, so a caller knows which record brought which plaintext bytes.
+by one, so a caller knows which record brought which plaintext bytes, and where in the
+server's byte stream each record ends (`wire_end`).
 """
 
 import socket
@@ -22,6 +23,7 @@ class RawTLS:
         ctx.minimum_version = ssl.TLSVersion.TLSv1_3
         ctx.set_alpn_protocols(["h2"])
         self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.wire_end = 0  # bytes of the server's stream up to the end of the last record read
         self.tls = ctx.wrap_bio(self.inc, self.out, server_hostname=host)
         while True:
             try:
@@ -33,8 +35,10 @@ class RawTLS:
                 data = self.sock.recv(65536)
                 if not data:
                     raise SystemExit("connection closed during the handshake")
+                self.wire_end += len(data)
                 self.inc.write(data)
         assert self.tls.selected_alpn_protocol() == "h2", self.tls.selected_alpn_protocol()
+        assert self.inc.pending == 0, "the server sent records along with its handshake"
         info = self.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
         self.mss = struct.unpack_from("I", info, 16)[0]  # tcpi_snd_mss, after 8 bytes of flags, rto, ato
         self.raw = b""
@@ -46,7 +50,8 @@ class RawTLS:
 
     def records(self):
         """Yield (wire length, plaintext) for each record the server sends, until it closes.
-        Records that carry no application data (session tickets) yield b"" as plaintext."""
+        Records that carry no application data (session tickets) yield b"" as plaintext.
+        While a record is yielded, wire_end is where it ends in the server's stream."""
         while True:
             data = self.sock.recv(65536)
             if not data:
@@ -57,6 +62,7 @@ class RawTLS:
                 if len(self.raw) < 5 + length:
                     break
                 record, self.raw = self.raw[:5 + length], self.raw[5 + length:]
+                self.wire_end += len(record)
                 self.inc.write(record)
                 plain = b""
                 while True:

@@ -8,15 +8,23 @@ Usage: record_ends.py HOST PORT LARGE_PATH AFTER_BYTES PATH...
 
 The PATHs are asked for together once AFTER_BYTES of the large body have arrived. The client
 reads the raw stream, splits it into records itself and decrypts them one by one, and follows
-the frames in what they hold (rawtls.py). Prints JSON:
+the frames in what they hold (rawtls.py). It also watches the server's TCP segments as they
+arrive (a packet socket in its network namespace: run as root), to tell where in the stream
+each segment ends. Prints JSON:
     mss         the connection's segment size (TCP_INFO, snd_mss)
     large       body bytes of the large response received
     responses   one per PATH: {"path", "status", "body", "last_frame" ("HEADERS" or "DATA"),
-                "trailing" (plaintext bytes after that frame in its record)}
+                "trailing" (plaintext bytes after that frame in its record),
+                "wire_end" (where that record ends in the server's stream),
+                "segment_end" (where the TCP segment that brought that end ends; null if
+                none was seen)}
 """
 
 import json
+import socket
+import struct
 import sys
+import threading
 
 import h2.config
 import h2.connection
@@ -29,9 +37,64 @@ FRAME_TYPES = {0: "DATA", 1: "HEADERS"}
 END_STREAM = 0x1
 
 
+class Segments:
+    """The payload-carrying TCP segments from host:port, as (stream offset, length), the
+    stream offset counted from the first byte after the SYN."""
+
+    ETH_P_IP = 0x0800
+
+    def __init__(self, host, port):
+        self.src, self.port = socket.inet_aton(host), port
+        self.isn = None
+        self.seen = []
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(self.ETH_P_IP))
+        self.sock.setsockopt(socket.SOL_SOCKET, 33, 16 << 20)  # SO_RCVBUFFORCE: miss no segment
+        self.sock.settimeout(0.2)
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while True:
+            try:
+                pkt = self.sock.recv(65536)
+            except socket.timeout:
+                if self.done.is_set():
+                    return  # stopped, and all that came is read
+                continue
+            if len(pkt) < 20 or pkt[0] >> 4 != 4 or pkt[9] != socket.IPPROTO_TCP or pkt[12:16] != self.src:
+                continue
+            ihl = (pkt[0] & 0xF) * 4
+            total = struct.unpack_from(">H", pkt, 2)[0]
+            sport, _, seq = struct.unpack_from(">HHI", pkt, ihl)
+            if sport != self.port:
+                continue
+            thl = (pkt[ihl + 12] >> 4) * 4
+            flags = pkt[ihl + 13]
+            if flags & 0x02:  # SYN
+                self.isn = seq
+                continue
+            length = total - ihl - thl
+            if length > 0 and self.isn is not None:
+                self.seen.append(((seq - self.isn - 1) % (1 << 32), length))
+
+    def stop(self):
+        self.done.set()
+        self.thread.join()
+        self.sock.close()
+
+    def end_of(self, offset):
+        """Where the segment that carried the byte before stream offset `offset` ends."""
+        for start, length in self.seen:
+            if start < offset <= start + length:
+                return start + length
+        return None
+
+
 def main():
     host, port, large_path, after = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
     paths = sys.argv[5:]
+    segments = Segments(host, port)
     c = RawTLS(host, port)
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     conn.initiate_connection()
@@ -45,7 +108,8 @@ def main():
     get(1, large_path)
     c.send(conn.data_to_send())
 
-    streams = {3 + 2 * i: {"path": p, "status": None, "body": 0, "last_frame": None, "trailing": None}
+    streams = {3 + 2 * i: {"path": p, "status": None, "body": 0, "last_frame": None, "trailing": None,
+                           "wire_end": None, "segment_end": None}
                for i, p in enumerate(paths)}
     asked = False
     large = 0
@@ -53,12 +117,12 @@ def main():
     plain_all = b""
     pos = 0  # the next frame header in plain_all
     pending_end = {}  # stream -> plaintext offset where its END_STREAM frame ends
-    record_ends = []  # plaintext offset at the end of each record that carried application data
+    record_ends = []  # (plaintext offset, stream offset) at the end of each record with application data
     for _, plain in c.records():
         if not plain:
             continue
         plain_all += plain
-        record_ends.append(len(plain_all))
+        record_ends.append((len(plain_all), c.wire_end))
         while len(plain_all) >= pos + 9:
             frame_len = int.from_bytes(plain_all[pos:pos + 3], "big")
             kind, flags = plain_all[pos + 3], plain_all[pos + 4]
@@ -71,8 +135,9 @@ def main():
         for stream, end in list(pending_end.items()):
             if end <= len(plain_all):
                 # The record that brought the frame's last byte.
-                record_end = next(e for e in record_ends if e >= end)
+                record_end, wire_end = next(e for e in record_ends if e[0] >= end)
                 streams[stream]["trailing"] = record_end - end
+                streams[stream]["wire_end"] = wire_end
                 del pending_end[stream]
         for ev in conn.receive_data(plain):
             if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id in streams:
@@ -95,6 +160,10 @@ def main():
         if len(ended) == len(streams) + 1:
             break
     c.close()
+    segments.stop()
+    for s in streams.values():
+        if s["wire_end"] is not None:
+            s["segment_end"] = segments.end_of(s["wire_end"])
     print(json.dumps({"mss": c.mss, "large": large, "responses": list(streams.values())}))
 
 

@@ -402,7 +402,10 @@ def test_linkem_a_finished_response_ends_its_record(lowat_bin, tmp_path):
     may span two segments. Responses asked for while a large one streams must each end their
     TLS record with their last frame, whether that is a DATA frame or, for a 204 or a 304, the
     HEADERS frame itself: a client decrypts a record only whole, and the large response's bytes
-    behind a finished response in its record would hold it back until they arrived too."""
+    behind a finished response in its record would hold it back until they arrived too. The
+    TCP segment that brings that record's end ends with it as well, or with another of the
+    small responses that followed it at once: the large response's bytes filling it would
+    delay its arrival by their time on the link."""
     ns_a, ns_b = f"lw94-{os.getpid()}-a", f"lw94-{os.getpid()}-b"
     assert not {ns_a, ns_b} & _namespaces(), f"namespaces {ns_a}/{ns_b} exist already"
     linkem = origin = lw = None
@@ -423,6 +426,9 @@ def test_linkem_a_finished_response_ends_its_record(lowat_bin, tmp_path):
         assert [(r["status"], r["body"], r["last_frame"]) for r in got["responses"]] == want, got
         late = [r for r in got["responses"] if r["trailing"] != 0]
         assert not late, f"other bytes share the record of a finished response: {late}"
+        ends = {r["wire_end"] for r in got["responses"]}
+        late = [r for r in got["responses"] if r["segment_end"] not in ends]
+        assert not late, f"the large response's bytes share the last segment of a finished one: {late}"
     finally:
         _stop_and_clean((lw, origin, linkem), (ns_a, ns_b))
 

@@ -29,6 +29,9 @@ enum lw_conn_proto {
     LW_CONN_PROTO_H2,
 };
 
+/* Response ends in wbuf whose segments end with them (see lw_conn_end_record). */
+#define LW_CONN_SEG_ENDS 8
+
 struct lw_conn {
     struct lw_worker *worker;
     struct lw_list link; /* in worker->conns */
@@ -62,6 +65,9 @@ struct lw_conn {
     uint32_t skip_tcp_info;  /* flushes left before TCP_INFO is read again on a short RTT */
     size_t record_size;      /* TLS record payload size for the next records */
     size_t segment_size;     /* while LOWAT is set: the MSS, which records start and end on */
+    /* Where responses ended in wbuf (bytes from its head, ascending): a segment ends at each. */
+    size_t seg_ends[LW_CONN_SEG_ENDS];
+    uint8_t nseg_ends;
     uint64_t bytes_since_idle;
     uint64_t last_write_us;
     uint64_t hold_start_us; /* when the first flight began to wait for its first DATA */
