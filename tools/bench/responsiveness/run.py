@@ -96,6 +96,11 @@ def moment_bytes(m):
     return str(int(hit.group(1)) * (1024 if hit.group(2) == "k" else 1024 * 1024))
 
 
+def moment_label(m):
+    """'256k' -> '256 KiB', '4m' -> '4 MiB' (a moment given as bytes of HTML body)."""
+    return m[:-1] + (" KiB" if m.endswith("k") else " MiB")
+
+
 def make_files(work, html_size):
     www = work / "www"
     www.mkdir()
@@ -253,8 +258,8 @@ def verdicts(results):
     out = []
     for key, s in results.items():
         rtt, cc, proxy, moment = key
-        if proxy != "lowat-on" or s["n"] == 0:
-            continue
+        if proxy != "lowat-on" or s["n"] == 0 or moment not in ("script", "256k"):
+            continue  # other moments show the phases of a transfer; the targets name these two
         cond = f"{rtt} ms {cc} {moment}"
         if moment == "script":
             lim = TARGET_JS_SCRIPT.get(cc, TARGET_JS_SCRIPT["bbr"])
@@ -298,7 +303,7 @@ def report(results, meta):
             conds.append((rtt, cc, moment))
     for rtt, cc, moment in conds:
         what = "JS requested as soon as the script tag arrived" if moment == "script" else \
-            "JS requested after 256 KiB of HTML"
+            f"JS requested after {moment_label(moment)} of HTML"
         lines += [f"### RTT {rtt} ms, {cc}, {what}", "",
                   "| proxy | JS x RTT, read | (min-max x) | JS ms, read | JS x RTT, arrival | TTFB x RTT | "
                   "HTML total ms | total / lowat-off | n | cc seen |",
