@@ -300,7 +300,12 @@ static void measure(struct lw_sock_path *p, const struct lw_sock_tcp_state *st, 
         if (held) {
             uint64_t got = (uint64_t)(st->delivered - p->check_delivered) * st->mss * 1000000u / (now_us - p->check_us);
             uint64_t judged = LW_MIN(p->rate, p->check_rate);
-            p->unsuited = got < judged - judged / 8;
+            bool short_of_rate = got < judged - judged / 8;
+            p->unsuited = short_of_rate && p->short_once;
+            p->short_once = short_of_rate;
+            if (short_of_rate) {
+                p->rate = got; /* read high, perhaps: see lw_sock_path_update */
+            }
         }
         start_period(p, st, now_us);
     }

@@ -61,6 +61,7 @@ struct lw_sock_path {
     uint64_t tokens_us;     /* when they were last topped up */
     bool engaged;           /* a queue has been seen: limit and pace while one remains */
     bool unsuited;          /* the limit held the connection below its rate: off for good */
+    bool short_once;        /* the last period judged delivered under the rate (see lw_sock_path_update) */
 };
 /* Writes are paced at this multiple (in quarters) of the measured rate: the ACK-clocked
  * rounds of slow start send at twice the rate the ACKs return, in bursts that queue at the
@@ -98,7 +99,12 @@ struct lw_sock_path {
  * lw_sock_budget_compute. Every two minimum RTTs while a queue remains, the limit is judged:
  * if the path delivered under 7/8 of its rate, the queue is not this connection's (another
  * flow's, or a minimum RTT gone stale after a route change) and holding back only costs it
- * throughput, so the limit turns off for the connection. Not judged: a period that began within
+ * throughput, so the limit turns off for the connection; or the rate was read high. A window of
+ * an eighth of the RTT reads high when ACKs come bunched (across a 100 ms, 20 Mbit/s link whose
+ * ACKs came up to 2 ms late, windows read 21.8-27.8 Mbit/s), and the rate keeps the fastest.
+ * So the first period that falls short sets the rate to what it delivered, measured over two
+ * RTTs; the limit turns off only if the next one falls short of that too (behind another flow's
+ * queue, what the limit holds in flight delivers less each period). Not judged: a period that began within
  * an RTT of engaging (what it delivers was sent before the limit held anything back), and one
  * that ends with less than rate x minimum RTT in flight (then the limit is not what holds the
  * connection back: slow start's own bursts can engage it with the path half full, and the
