@@ -96,28 +96,28 @@ struct lw_sock_path {
 #define LW_SOCK_WAIT_MIN_US 1000
 /* Update the path from a TCP_INFO read taken at now_us (monotonic): the rate, the pacer and
  * whether the limit is engaged. While it is, sets st->path_rate and st->pace_tokens for
- * lw_sock_budget_compute. Every two minimum RTTs while a queue remains, the limit is judged:
- * if the path delivered under 7/8 of its rate, the queue is not this connection's (another
- * flow's, or a minimum RTT gone stale after a route change) and holding back only costs it
- * throughput, so the limit turns off for the connection; or the rate was read high. A window of
- * an eighth of the RTT reads high when ACKs come bunched (across a 100 ms, 20 Mbit/s link whose
- * ACKs came up to 2 ms late, windows read 21.8-27.8 Mbit/s), and the rate keeps the fastest.
- * So the first period that falls short sets the rate to what it delivered, measured over two
- * RTTs; the limit turns off only if the next one falls short of that too (behind another flow's
- * queue, what the limit holds in flight delivers less each period). Not judged: a period that began within
- * an RTT of engaging (what it delivers was sent before the limit held anything back), and one
- * that ends with less than rate x minimum RTT in flight (then the limit is not what holds the
- * connection back: slow start's own bursts can engage it with the path half full, and the
- * path delivers under the rate until the window has grown). The rate judged against is the one
- * when the period began, if lower: on a slow link the first flight alone can engage the limit
- * while slow start has yet to fill the path, and the rate measured on the way up is not one the
- * period could have delivered. The rate can also be measured low when the limit engages (on a
- * slow link a window takes tens of milliseconds, and those of slow start span its idle gaps),
- * and held to it the path idles: until the next window, the limit uses at least 7/8 of what is
- * in flight per smoothed RTT (with a queue, the path delivers that; the RTT lags the queue's
- * growth, hence the eighth off). Only until then: kept as the rate, a floor read high in BBR's
- * startup would loosen the limit for good, and the judge would take its own queue for another
- * flow's. */
+ * lw_sock_budget_compute. Every two minimum RTTs while a queue remains, the limit is judged: if
+ * the path delivered under 7/8 of its rate, the queue is not this connection's (another flow's,
+ * or a minimum RTT gone stale after a route change) and holding back only costs it throughput,
+ * so the limit turns off for the connection; or the rate was read high. A window of an eighth
+ * of the RTT reads high when ACKs come bunched (across a 100 ms, 20 Mbit/s link whose ACKs came
+ * up to 2 ms late, windows read 21.8-27.8 Mbit/s), and the rate keeps the fastest. So the first
+ * period that falls short sets the rate to what it delivered, measured over two RTTs; the limit
+ * turns off only if the next period judged falls short of that too (behind another flow's
+ * queue, what the limit holds in flight delivers less each period). Not judged: a period that
+ * began within an RTT of engaging (what it delivers was sent before the limit held anything
+ * back), and one that ends with less than rate x minimum RTT in flight (then the limit is not
+ * what holds the connection back: slow start's own bursts can engage it with the path half
+ * full, and the path delivers under the rate until the window has grown). The rate judged
+ * against is the one when the period began, if lower: on a slow link the first flight alone can
+ * engage the limit while slow start has yet to fill the path, and the rate measured on the way
+ * up is not one the period could have delivered. The rate can also be measured low when the
+ * limit engages (on a slow link a window takes tens of milliseconds, and those of slow start
+ * span its idle gaps), and held to it the path idles: until the next window, the limit uses at
+ * least 7/8 of what is in flight per smoothed RTT (with a queue, the path delivers that; the
+ * RTT lags the queue's growth, hence the eighth off). Only until then: kept as the rate, a
+ * floor read high in BBR's startup would loosen the limit for good, and the judge would take
+ * its own queue for another flow's. */
 void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, uint64_t now_us);
 /* Take bytes written from the pacer's allowance. */
 void lw_sock_path_spend(struct lw_sock_path *p, uint64_t bytes);
