@@ -169,6 +169,26 @@ def _start_linkem(ns_a, ns_b, delay_ms, rate_mbit, *extra):
     return linkem
 
 
+def _download_through_lowat(lowat_bin, tmp_path, ns_a, ns_b, size, procs):
+    """Serve `size` random bytes from an origin in ns_b, with lowat (debug log) in front of it
+    in cleartext, and download them with curl from ns_a. Returns lowat's Proc; appends every
+    process it starts to procs, for the caller to stop."""
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "big.bin").write_bytes(os.urandom(size))
+    origin = Proc(_in_ns(ns_b, "/usr/bin/python3", "-u", "-m", "http.server", "--bind", ADDR_B, "--directory", www, 0))
+    procs.append(origin)
+    m = origin.wait_line(r"port (\d+)", 10 * SLOW)
+    assert m, f"the origin did not start:\n{origin.text()}"
+    lw, m = _start_lowat(lowat_bin, tmp_path, ns_b, f"{ADDR_B}:{m.group(1)}", log_level="debug")
+    procs.append(lw)
+    p = subprocess.run(_in_ns(ns_a, "curl", "-sS", "--max-time", "30", "-o", "/dev/null",
+                              "-w", "%{http_code} %{size_download}", f"http://{ADDR_B}:{m.group(2)}/big.bin"),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=40)
+    assert p.returncode == 0 and p.stdout.decode() == f"200 {size}", (p.stdout, p.stderr)
+    return lw
+
+
 def _start_test_backend(ns):
     """The suite's Python backend (backend.py) in ns on ADDR_B; returns (proc, port)."""
     serve = ("import sys, threading; sys.path.insert(0, sys.argv[1]); from backend import Backend; "
@@ -280,21 +300,10 @@ def test_linkem_queue_limit_engages_at_the_link_rate(lowat_bin, tmp_path):
     be near the link's: 20 Mbit/s of 1500-byte packets carry 19.31 Mbit/s of TCP payload."""
     ns_a, ns_b = f"lw91-{os.getpid()}-a", f"lw91-{os.getpid()}-b"
     assert not {ns_a, ns_b} & _namespaces(), f"namespaces {ns_a}/{ns_b} exist already"
-    www = tmp_path / "www"
-    www.mkdir()
-    (www / "big.bin").write_bytes(os.urandom(2_000_000))
-    linkem = origin = lw = None
+    procs = []
     try:
-        linkem = _start_linkem(ns_a, ns_b, 50, 20)
-        origin = Proc(_in_ns(ns_b, "/usr/bin/python3", "-u", "-m", "http.server", "--bind", ADDR_B,
-                             "--directory", www, 0))
-        m = origin.wait_line(r"port (\d+)", 10 * SLOW)
-        assert m, f"the origin did not start:\n{origin.text()}"
-        lw, m = _start_lowat(lowat_bin, tmp_path, ns_b, f"{ADDR_B}:{m.group(1)}", log_level="debug")
-        p = subprocess.run(_in_ns(ns_a, "curl", "-sS", "--max-time", "20", "-o", "/dev/null",
-                                  "-w", "%{http_code} %{size_download}", f"http://{ADDR_B}:{m.group(2)}/big.bin"),
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
-        assert p.returncode == 0 and p.stdout.decode() == "200 2000000", (p.stdout, p.stderr)
+        procs.append(_start_linkem(ns_a, ns_b, 50, 20))
+        lw = _download_through_lowat(lowat_bin, tmp_path, ns_a, ns_b, 2_000_000, procs)
         held = lw.wait_line(r"queue in the path .*held near ([\d.]+) Mbit/s", 5)
         assert held, f"the limit never engaged:\n{lw.text()[-5000:]}"
         # The fastest delivery rate over eighth-RTT windows: within 6 % of the link in most
@@ -303,7 +312,7 @@ def test_linkem_queue_limit_engages_at_the_link_rate(lowat_bin, tmp_path):
         # throughput, so the lower bound is the tight one.
         assert 0.95 * 19.31 <= float(held.group(1)) <= 1.5 * 19.31, held.group(0)
     finally:
-        _stop_and_clean((lw, origin, linkem), (ns_a, ns_b))
+        _stop_and_clean(procs[::-1], (ns_a, ns_b))
 
 
 def test_linkem_queue_limit_holds_through_a_long_download(lowat_bin, tmp_path):
@@ -313,28 +322,17 @@ def test_linkem_queue_limit_holds_through_a_long_download(lowat_bin, tmp_path):
     itself off, or cubic fills the link's queue for the rest of the transfer."""
     ns_a, ns_b = f"lw96-{os.getpid()}-a", f"lw96-{os.getpid()}-b"
     assert not {ns_a, ns_b} & _namespaces(), f"namespaces {ns_a}/{ns_b} exist already"
-    www = tmp_path / "www"
-    www.mkdir()
-    (www / "big.bin").write_bytes(os.urandom(6_000_000))
-    linkem = origin = lw = None
+    procs = []
     try:
-        linkem = _start_linkem(ns_a, ns_b, 50, 20)
+        procs.append(_start_linkem(ns_a, ns_b, 50, 20))
         # lowat's sockets are in ns_b: their congestion control is the route's.
         subprocess.run(["ip", "-n", ns_b, "route", "replace", SUBNET, "dev", DEV, "proto", "kernel", "scope", "link",
                         "src", ADDR_B, "congctl", "cubic"], check=True, timeout=10)
-        origin = Proc(_in_ns(ns_b, "/usr/bin/python3", "-u", "-m", "http.server", "--bind", ADDR_B,
-                             "--directory", www, 0))
-        m = origin.wait_line(r"port (\d+)", 10 * SLOW)
-        assert m, f"the origin did not start:\n{origin.text()}"
-        lw, m = _start_lowat(lowat_bin, tmp_path, ns_b, f"{ADDR_B}:{m.group(1)}", log_level="debug")
-        p = subprocess.run(_in_ns(ns_a, "curl", "-sS", "--max-time", "30", "-o", "/dev/null",
-                                  "-w", "%{http_code} %{size_download}", f"http://{ADDR_B}:{m.group(2)}/big.bin"),
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=40)
-        assert p.returncode == 0 and p.stdout.decode() == "200 6000000", (p.stdout, p.stderr)
+        lw = _download_through_lowat(lowat_bin, tmp_path, ns_a, ns_b, 6_000_000, procs)
         assert lw.wait_line(r"queue in the path", 5), f"the limit never engaged:\n{lw.text()[-5000:]}"
         assert "no longer held" not in lw.text(), lw.text()[-5000:]
     finally:
-        _stop_and_clean((lw, origin, linkem), (ns_a, ns_b))
+        _stop_and_clean(procs[::-1], (ns_a, ns_b))
 
 
 def test_linkem_first_flight_carries_the_first_body_bytes(lowat_bin, tmp_path):
