@@ -340,7 +340,7 @@ static int write_out(struct lw_conn *c)
         if (c->nseg_ends > 0 && c->seg_ends[0] <= n) {
             /* A response ends here: MSG_EOR keeps TCP from filling its last segment with the
              * bytes that follow (across a 100 ms, 20 Mbit/s link a script asked for behind a
-             * page arrived 0.1-0.3 ms sooner). */
+             * page arrived up to 0.2 ms sooner). */
             n = c->seg_ends[0];
             flags |= MSG_EOR;
         }
