@@ -249,10 +249,12 @@ static void start_period(struct lw_sock_path *p, const struct lw_sock_tcp_state 
     p->check_rate = p->rate;
 }
 
-/* The rate the limit holds to: the measured one, or the floor it engaged with if higher. */
+/* The rate the limit holds to: what a judged period delivered if lower than the fastest
+ * window, the floor it engaged with if higher. */
 static uint64_t limit_rate(const struct lw_sock_path *p)
 {
-    return LW_MAX(p->rate, p->flight_rate);
+    uint64_t rate = p->held_rate != 0 ? LW_MIN(p->held_rate, p->rate) : p->rate;
+    return LW_MAX(rate, p->flight_rate);
 }
 
 /* The path's rate from a window of deliveries that ends now, and whether the limit engages or
@@ -292,11 +294,12 @@ static void measure(struct lw_sock_path *p, const struct lw_sock_tcp_state *st, 
     }
     if (!queue) {
         /* No queue, nothing held back: judge only periods the limit applies through. */
+        p->held_rate = 0;
         start_period(p, st, now_us);
     } else if (now_us - p->check_us >= 2 * min_rtt) {
         /* Judged only where the limit can be what held the connection back (lw_sock_path_update). */
-        bool held =
-            p->check_us >= p->engaged_us + min_rtt && (uint64_t)st->unacked * st->mss >= p->rate * min_rtt / 1000000u;
+        bool held = p->check_us >= p->engaged_us + min_rtt &&
+                    (uint64_t)st->unacked * st->mss >= limit_rate(p) * min_rtt / 1000000u;
         if (held) {
             uint64_t got = (uint64_t)(st->delivered - p->check_delivered) * st->mss * 1000000u / (now_us - p->check_us);
             uint64_t judged = LW_MIN(p->rate, p->check_rate);
@@ -305,6 +308,9 @@ static void measure(struct lw_sock_path *p, const struct lw_sock_tcp_state *st, 
             p->short_once = short_of_rate;
             if (short_of_rate) {
                 p->rate = got; /* read high, perhaps: see lw_sock_path_update */
+                p->held_rate = got;
+            } else if (p->held_rate == 0 || got > p->held_rate) {
+                p->held_rate = got; /* the path's rate, the queue ours: see lw_sock_path_update */
             }
         }
         start_period(p, st, now_us);

@@ -312,6 +312,36 @@ int main(void)
     }
     TAP_OK(!ok.unsuited, "delivering at the rate with a small queue: the limit stays");
 
+    /* A rate read 5 % high (2.44 MB/s on a path of 2.32): not short of it by an eighth, so no
+     * verdict, but the period's delivery is the path's rate and the limit holds to it. */
+    const uint64_t path_rate = 20ull * 1448 * 1000000 / 12500;
+    struct lw_sock_path st5 = {.rate = 2440000, .engaged = true, .win_us = t, .check_us = t, .check_rate = 2440000};
+    struct lw_sock_tcp_state s5 = us;
+    s5.delivered = 0;
+    s5.unacked = 179; /* the cap at 2.44 MB/s */
+    for (int i = 1; i <= 16; i++) {
+        s5.delivered += 20;
+        lw_sock_path_update(&st5, &s5, t + (uint64_t)i * 12500);
+    }
+    TAP_OK(!st5.short_once && st5.rate == 2440000 && st5.held_rate == path_rate && s5.path_rate == path_rate,
+           "a period held with a queue delivers the path's rate: the limit holds to it, not to the fastest window");
+    s5.unacked = 170; /* the cap at 2.32 MB/s */
+    for (int i = 17; i <= 32; i++) {
+        s5.delivered += 19; /* 2.2 MB/s: within 7/8 of the rate, under the held one */
+        lw_sock_path_update(&st5, &s5, t + (uint64_t)i * 12500);
+    }
+    TAP_OK(!st5.short_once && st5.held_rate == path_rate,
+           "a later period that delivers less does not lower it (that would lower the next one's delivery in turn)");
+    for (int i = 33; i <= 48; i++) {
+        s5.delivered += 21; /* 2.43 MB/s */
+        lw_sock_path_update(&st5, &s5, t + (uint64_t)i * 12500);
+    }
+    TAP_EQ_INT(st5.held_rate, 21ull * 1448 * 1000000 / 12500, "one that delivers more raises it");
+    s5.rtt_us = 102000; /* within 1/32 of the minimum: the queue has gone */
+    s5.delivered += 20;
+    lw_sock_path_update(&st5, &s5, t + 49 * 12500);
+    TAP_OK(st5.held_rate == 0 && st5.rate == 2440000, "once the queue has gone, the held rate is forgotten");
+
     /* A slow link: 4 Mbit/s, 100 ms, an ACK every two segments (5.8 ms). An eighth of the RTT
      * holds about four segments; windows count only once they hold LW_SOCK_RATE_MIN_SEGS. */
     struct lw_sock_path sp = {0};
