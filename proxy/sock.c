@@ -132,10 +132,15 @@ static size_t limit_to_path(const struct lw_sock_tcp_state *st, const struct lw_
         return bytes;
     }
     /* A queue remains: bytes in flight beyond rate x minimum RTT only lengthen it. Allow a
-     * sixteenth of the RTT of queue (and two segments) so the bottleneck never idles. */
+     * sixteenth of the RTT of queue (and two segments) so the bottleneck never idles; at least
+     * LW_SOCK_QUEUE_MIN_SEGS once the rate is the kernel's samples' (see there). */
     uint64_t mss = st->mss;
     uint64_t bdp = st->path_rate * min_rtt / 1000000u;
-    uint64_t cap = bdp + bdp / LW_SOCK_QUEUE_SHARE + 2 * mss;
+    uint64_t queue = bdp / LW_SOCK_QUEUE_SHARE;
+    if (st->path_sampled) {
+        queue = LW_MAX(queue, (uint64_t)LW_SOCK_QUEUE_MIN_SEGS * mss);
+    }
+    uint64_t cap = bdp + queue + 2 * mss;
     uint64_t held = (uint64_t)st->unacked * mss + st->notsent_bytes;
     uint64_t room = cap > held ? (cap - held) / mss * payload : 0;
     uint64_t wait = room == 0 ? (held + 2 * mss - cap) * 1000000u / st->path_rate : 0;
@@ -249,12 +254,17 @@ static void start_period(struct lw_sock_path *p, const struct lw_sock_tcp_state 
     p->check_rate = p->rate;
 }
 
-/* The rate the limit holds to: what a judged period delivered if lower than the fastest
- * window, the floor it engaged with if higher. */
+/* Whether the limit holds to the kernel's fastest rate sample (see lw_sock_path_update). */
+static bool sampled(const struct lw_sock_path *p)
+{
+    return p->held_once && p->sample_rate != 0 && p->sample_rate < p->rate;
+}
+
+/* The rate the limit holds to: the fastest window's, or the kernel's samples' once they tell
+ * it better; the floor it engaged with if higher. */
 static uint64_t limit_rate(const struct lw_sock_path *p)
 {
-    uint64_t rate = p->held_rate != 0 ? LW_MIN(p->held_rate, p->rate) : p->rate;
-    return LW_MAX(rate, p->flight_rate);
+    return LW_MAX(sampled(p) ? p->sample_rate : p->rate, p->flight_rate);
 }
 
 /* The path's rate from a window of deliveries that ends now, and whether the limit engages or
@@ -294,7 +304,6 @@ static void measure(struct lw_sock_path *p, const struct lw_sock_tcp_state *st, 
     }
     if (!queue) {
         /* No queue, nothing held back: judge only periods the limit applies through. */
-        p->held_rate = 0;
         start_period(p, st, now_us);
     } else if (now_us - p->check_us >= 2 * min_rtt) {
         /* Judged only where the limit can be what held the connection back (lw_sock_path_update). */
@@ -308,10 +317,8 @@ static void measure(struct lw_sock_path *p, const struct lw_sock_tcp_state *st, 
             p->short_once = short_of_rate;
             if (short_of_rate) {
                 p->rate = got; /* read high, perhaps: see lw_sock_path_update */
-                p->held_rate = got;
-            } else if (p->held_rate == 0 || got > p->held_rate) {
-                p->held_rate = got; /* the path's rate, the queue ours: see lw_sock_path_update */
             }
+            p->held_once = true;
         }
         start_period(p, st, now_us);
     }
@@ -330,6 +337,7 @@ void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, u
         p->tokens = LW_MIN(p->tokens + pace_rate * dt / 1000000u, depth);
     }
     p->tokens_us = now_us;
+    p->sample_rate = LW_MAX(p->sample_rate, st->delivery_rate);
     measure(p, st, now_us);
     /* The budget of this same read sees a rate that this window just raised: on a slow link a
      * window takes tens of milliseconds, and a limit engaged on a rate measured low, held to it
@@ -337,6 +345,7 @@ void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, u
     if (p->engaged && !p->unsuited) {
         st->path_rate = limit_rate(p);
         st->pace_tokens = p->tokens;
+        st->path_sampled = sampled(p);
     }
 }
 
@@ -362,6 +371,7 @@ int lw_sock_read_tcp_state(int fd, struct lw_sock_tcp_state *st)
     /* Linux reports ~0 before the first RTT sample. */
     st->min_rtt_us = ti.tcpi_min_rtt == UINT32_MAX ? 0 : ti.tcpi_min_rtt;
     st->delivered = ti.tcpi_delivered;
+    st->delivery_rate = ti.tcpi_delivery_rate;
     st->path_rate = 0;
     st->pace_tokens = UINT64_MAX;
     return 0;

@@ -32,9 +32,11 @@ struct lw_sock_tcp_state {
     uint64_t pacing_rate; /* bytes per second; 0 or ~0 when unknown */
     uint32_t min_rtt_us;  /* the kernel's windowed minimum RTT; 0 when unknown */
     uint32_t delivered;   /* segments the peer has received (acknowledged or SACKed) so far */
+    uint64_t delivery_rate; /* bytes per second: the kernel's latest delivery rate sample; 0: none */
     /* Not from TCP_INFO: lw_sock_path_update fills these while the path limit is engaged. */
     uint64_t path_rate;   /* bytes per second the path delivers; 0: no limit */
     uint64_t pace_tokens; /* bytes the pacer allows now */
+    bool path_sampled;    /* path_rate is the kernel's fastest rate sample */
 };
 
 /*
@@ -50,7 +52,8 @@ struct lw_sock_tcp_state {
  */
 struct lw_sock_path {
     uint64_t rate;          /* bytes per second: the fastest delivery rate seen; 0 until measured */
-    uint64_t held_rate;     /* what a judged period delivered while held; 0 until one has (lw_sock_path_update) */
+    uint64_t sample_rate;   /* bytes per second: the fastest of the kernel's delivery rate samples */
+    bool held_once;         /* a period has been judged since the limit engaged (lw_sock_path_update) */
     uint64_t win_us;        /* start of the current measuring window; 0 before the first */
     uint32_t win_delivered; /* segments delivered at its start */
     uint32_t check_delivered;
@@ -77,6 +80,12 @@ struct lw_sock_path {
 /* ...and applies while it stays 1/32 above (below, the queue has gone: if the rate was
  * measured too low, TCP's window decides again and its bursts show the faster one). */
 #define LW_SOCK_HOLD_SHARE 32
+/* The least queue the limit allows once it holds to the kernel's rate samples, in segments.
+ * The window's rate, a few percent high, had given slow paths that much more: across a
+ * 4 Mbit/s, 100 ms link, with a sixteenth of the RTT (two segments) and the samples' exact
+ * rate, the client's delayed ACKs and the loop's late timers idled the path and a 1 MB page
+ * took 1.6-2.5 % longer. On a 20 Mbit/s link a sixteenth of 100 ms is 11 segments already. */
+#define LW_SOCK_QUEUE_MIN_SEGS 6
 /* Shortest window a delivery rate is measured over: several ACKs even on a slow link. */
 #define LW_SOCK_RATE_WINDOW_US 4000
 /* Fewest segments a window must see delivered. On a slow link an eighth of the RTT holds only
@@ -107,9 +116,9 @@ struct lw_sock_path {
  * turns off only if the next period judged falls short of that too (behind another flow's
  * queue, what the limit holds in flight delivers less each period). Not judged: a period that
  * began within an RTT of engaging (what it delivers was sent before the limit held anything
- * back), and one that ends with less than rate x minimum RTT in flight (then the limit is not
- * what holds the connection back: slow start's own bursts can engage it with the path half
- * full, and the path delivers under the rate until the window has grown). The rate judged
+ * back), and one that ends with less than the rate held to x minimum RTT in flight (then the
+ * limit is not what holds the connection back: slow start's own bursts can engage it with the
+ * path half full, and the path delivers under the rate until the window has grown). The rate judged
  * against is the one when the period began, if lower: on a slow link the first flight alone can
  * engage the limit while slow start has yet to fill the path, and the rate measured on the way
  * up is not one the period could have delivered. The rate can also be measured low when the
@@ -118,17 +127,16 @@ struct lw_sock_path {
  * least 7/8 of what is in flight per smoothed RTT (with a queue, the path delivers that; the
  * RTT lags the queue's growth, hence the eighth off). Only until then: kept as the rate, a
  * floor read high in BBR's startup would loosen the limit for good, and the judge would take
- * its own queue for another flow's. A period judged and not short tells the path's rate better
- * than the fastest window: the limit kept a queue through it, so the bottleneck never idled,
- * and over two RTTs bunched ACKs count for little. The fastest window reads high by a few
- * percent even without bunched ACKs, and more the longer a transfer lasts (the maximum of more
- * windows): across a 100 ms, 20 Mbit/s link, a 10 MB download kept 14 ms of queue in the path
- * and a script asked for after 4 MiB took 1.12 RTT. So the limit holds to the first such
- * period's delivery, and to any later one that delivers more; never to a later one that
- * delivers less, as holding to it would lower the next period's delivery in turn (behind
- * another flow's queue, down to nothing without ever falling short by an eighth at once).
- * Once the queue has gone, what a period delivered is forgotten: the window's faster rate
- * decides again. */
+ * its own queue for another flow's. The fastest window reads high by a few percent even
+ * without bunched ACKs, and more the longer a transfer lasts (the maximum of more windows):
+ * across a 100 ms, 20 Mbit/s link a 12 MB download kept 14 ms of queue in the path, and a
+ * script asked for after 4 MiB took 1.12 RTT. The kernel's own delivery rate samples (TCP_INFO)
+ * each span at least the minimum RTT, so bunched ACKs count for little in them, but they lag a
+ * round trip in slow start, when the window's rate is needed to engage in time. So once a
+ * period has been judged (two RTTs and more with a queue throughout: the bottleneck was busy,
+ * and the samples saw its rate), the limit holds to the fastest sample if it is lower than the
+ * fastest window. The fastest sample only grows, so holding to it never lowers what the next
+ * period delivers in turn. */
 void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, uint64_t now_us);
 /* Take bytes written from the pacer's allowance. */
 void lw_sock_path_spend(struct lw_sock_path *p, uint64_t bytes);
