@@ -81,11 +81,15 @@ struct lw_sock_path {
  * measured too low, TCP's window decides again and its bursts show the faster one). */
 #define LW_SOCK_HOLD_SHARE 32
 /* The least queue the limit allows once it holds to the kernel's rate samples, in segments.
- * The window's rate, a few percent high, had given slow paths that much more: across a
- * 4 Mbit/s, 100 ms link, with a sixteenth of the RTT (two segments) and the samples' exact
- * rate, the client's delayed ACKs and the loop's late timers idled the path and a 1 MB page
- * took 1.6-2.5 % longer. On a 20 Mbit/s link a sixteenth of 100 ms is 11 segments already. */
-#define LW_SOCK_QUEUE_MIN_SEGS 6
+ * The window's rate, a few percent high, had given slow paths more: across a 4 Mbit/s, 100 ms
+ * link, with a sixteenth of the RTT (two segments) on the samples' exact rate, the client's
+ * delayed ACKs and the loop's late timers idled the path, and a 1 MB page took 1.7-2.6 %
+ * longer with cubic (0.7-1.9 % with BBR) than without the optimization; with 4 or 6
+ * segments, 0.8-1.2 %, as on the window's rate. Each segment is 2.9 ms of queue there: with
+ * cubic, a script asked for after 256 KiB took 1.13 RTT with 4 and 1.16-1.19 with 6 (1.09-1.10
+ * on the window's rate, whose queue was smaller then and larger later in a transfer). On a
+ * 20 Mbit/s link a sixteenth of 100 ms is 11 segments. */
+#define LW_SOCK_QUEUE_MIN_SEGS 4
 /* Shortest window a delivery rate is measured over: several ACKs even on a slow link. */
 #define LW_SOCK_RATE_WINDOW_US 4000
 /* Fewest segments a window must see delivered. On a slow link an eighth of the RTT holds only
