@@ -133,11 +133,11 @@ static size_t limit_to_path(const struct lw_sock_tcp_state *st, const struct lw_
     }
     /* A queue remains: bytes in flight beyond rate x minimum RTT only lengthen it. Allow a
      * sixteenth of the RTT of queue (and two segments) so the bottleneck never idles; at least
-     * LW_SOCK_QUEUE_MIN_SEGS once the rate is the kernel's samples' (see there). */
+     * LW_SOCK_QUEUE_MIN_SEGS once a period has been judged (see there). */
     uint64_t mss = st->mss;
     uint64_t bdp = st->path_rate * min_rtt / 1000000u;
     uint64_t queue = bdp / LW_SOCK_QUEUE_SHARE;
-    if (st->path_sampled) {
+    if (st->path_judged) {
         queue = LW_MAX(queue, (uint64_t)LW_SOCK_QUEUE_MIN_SEGS * mss);
     }
     uint64_t cap = bdp + queue + 2 * mss;
@@ -246,25 +246,26 @@ struct lw_sock_budget lw_sock_budget_compute(const struct lw_sock_tcp_state *st,
     return b;
 }
 
+/* The path's rate as the limit knows it: the fastest window's, or the kernel's fastest rate
+ * sample once a period has been judged, if lower (see lw_sock_path_update). */
+static uint64_t held_rate(const struct lw_sock_path *p)
+{
+    bool sampled = p->held_once && p->sample_rate != 0 && p->sample_rate < p->rate;
+    return sampled ? p->sample_rate : p->rate;
+}
+
+/* The rate the limit holds to: that, or the floor it engaged with if higher. */
+static uint64_t limit_rate(const struct lw_sock_path *p)
+{
+    return LW_MAX(held_rate(p), p->flight_rate);
+}
+
 /* A new period for the limit to be judged over (see lw_sock_path_update). */
 static void start_period(struct lw_sock_path *p, const struct lw_sock_tcp_state *st, uint64_t now_us)
 {
     p->check_us = now_us;
     p->check_delivered = st->delivered;
-    p->check_rate = p->rate;
-}
-
-/* Whether the limit holds to the kernel's fastest rate sample (see lw_sock_path_update). */
-static bool sampled(const struct lw_sock_path *p)
-{
-    return p->held_once && p->sample_rate != 0 && p->sample_rate < p->rate;
-}
-
-/* The rate the limit holds to: the fastest window's, or the kernel's samples' once they tell
- * it better; the floor it engaged with if higher. */
-static uint64_t limit_rate(const struct lw_sock_path *p)
-{
-    return LW_MAX(sampled(p) ? p->sample_rate : p->rate, p->flight_rate);
+    p->check_rate = held_rate(p);
 }
 
 /* The path's rate from a window of deliveries that ends now, and whether the limit engages or
@@ -345,7 +346,7 @@ void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, u
     if (p->engaged && !p->unsuited) {
         st->path_rate = limit_rate(p);
         st->pace_tokens = p->tokens;
-        st->path_sampled = sampled(p);
+        st->path_judged = p->held_once;
     }
 }
 

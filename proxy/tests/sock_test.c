@@ -320,18 +320,18 @@ int main(void)
     struct lw_sock_tcp_state s5 = us;
     s5.delivered = 0;
     s5.delivery_rate = path_rate;
-    s5.unacked = 179; /* the cap at 2.44 MB/s */
+    s5.unacked = 179; /* near the cap at 2.44 MB/s (181) */
     for (int i = 1; i <= 15; i++) {
         s5.delivered += 20;
         lw_sock_path_update(&st5, &s5, t + (uint64_t)i * 12500);
     }
-    TAP_OK(s5.path_rate == 2440000 && !s5.path_sampled, "before a period is judged: the fastest window's rate");
+    TAP_OK(s5.path_rate == 2440000 && !s5.path_judged, "before a period is judged: the fastest window's rate");
     s5.delivered += 20;
     lw_sock_path_update(&st5, &s5, t + 16 * 12500);
-    TAP_OK(!st5.short_once && st5.held_once && st5.rate == 2440000 && s5.path_rate == path_rate && s5.path_sampled,
+    TAP_OK(!st5.short_once && st5.held_once && st5.rate == 2440000 && s5.path_rate == path_rate && s5.path_judged,
            "once one is: the kernel's fastest sample, lower");
     s5.delivery_rate = path_rate / 2; /* an app-limited sample */
-    s5.unacked = 170;                 /* the cap at 2.32 MB/s */
+    s5.unacked = 170;                 /* near the cap at 2.32 MB/s (172) */
     for (int i = 17; i <= 32; i++) {
         s5.delivered += 20;
         lw_sock_path_update(&st5, &s5, t + (uint64_t)i * 12500);
@@ -340,7 +340,35 @@ int main(void)
     s5.delivery_rate = 2600000;
     s5.delivered += 20;
     lw_sock_path_update(&st5, &s5, t + 33 * 12500);
-    TAP_OK(s5.path_rate == 2440000 && !s5.path_sampled, "a sample faster than the fastest window: the window's rate");
+    TAP_OK(s5.path_rate == 2440000 && s5.path_judged, "a sample faster than the fastest window: the window's rate");
+    /* Periods are judged against the rate held to. Behind another flow's queue a period held to
+     * the samples' 2.32 MB/s delivers 2.09 MB/s: short of 7/8 of the window's 2.44, not of 2.32. */
+    struct lw_sock_path st6 = {
+        .rate = 2440000, .engaged = true, .held_once = true, .sample_rate = path_rate, .win_us = t};
+    struct lw_sock_tcp_state s6 = us;
+    s6.delivered = 0;
+    s6.delivery_rate = path_rate;
+    s6.unacked = 172;
+    s6.rtt_us = 101000; /* no queue for a moment: a new period begins */
+    s6.delivered += 18;
+    lw_sock_path_update(&st6, &s6, t + 12500);
+    s6.rtt_us = 130000;
+    for (int i = 2; i <= 17; i++) {
+        s6.delivered += 18;
+        lw_sock_path_update(&st6, &s6, t + (uint64_t)i * 12500);
+    }
+    TAP_OK(st6.check_us == t + 17 * 12500 && !st6.short_once && st6.rate == 2440000 && s6.path_rate == path_rate,
+           "judged against the samples' rate held to: within 7/8 of it, no verdict");
+    for (int i = 18; i <= 33; i++) {
+        s6.delivered += 14; /* 1.62 MB/s */
+        lw_sock_path_update(&st6, &s6, t + (uint64_t)i * 12500);
+    }
+    TAP_OK(st6.short_once && !st6.unsuited && st6.rate == 14ull * 1448 * 1000000 / 12500, "under 7/8 of it: short");
+    for (int i = 34; i <= 49; i++) {
+        s6.delivered += 12; /* 1.39 MB/s */
+        lw_sock_path_update(&st6, &s6, t + (uint64_t)i * 12500);
+    }
+    TAP_OK(st6.unsuited, "and short again: the limit turns off, as on the window's rate");
     /* The queue the limit allows: a sixteenth of the RTT, and at least LW_SOCK_QUEUE_MIN_SEGS
      * segments on the kernel's rate (a 4 Mbit/s path: a sixteenth of 100 ms is two segments). */
     const uint64_t slow = 482500, slow_bdp = slow * 100000 / 1000000;
@@ -349,10 +377,10 @@ int main(void)
     b = lw_sock_budget_compute(&sq, &limited, 0);
     TAP_EQ_INT(b.bytes, (slow_bdp + slow_bdp / 16 + 2 * 1448 - 34 * 1448) / 1448 * (1448 - 22),
                "on the fastest window's rate: a sixteenth of the RTT and two segments");
-    sq.path_sampled = true;
+    sq.path_judged = true;
     b = lw_sock_budget_compute(&sq, &limited, 0);
     TAP_EQ_INT(b.bytes, (slow_bdp + (LW_SOCK_QUEUE_MIN_SEGS + 2) * 1448 - 34 * 1448) / 1448 * (1448 - 22),
-               "on the kernel's: at least LW_SOCK_QUEUE_MIN_SEGS segments and two");
+               "once a period has been judged: at least LW_SOCK_QUEUE_MIN_SEGS segments and two");
 
     /* A slow link: 4 Mbit/s, 100 ms, an ACK every two segments (5.8 ms). An eighth of the RTT
      * holds about four segments; windows count only once they hold LW_SOCK_RATE_MIN_SEGS. */
