@@ -132,13 +132,17 @@ static size_t limit_to_path(const struct lw_sock_tcp_state *st, const struct lw_
         return bytes;
     }
     /* A queue remains: bytes in flight beyond rate x minimum RTT only lengthen it. Allow a
-     * sixteenth of the RTT of queue (and two segments) so the bottleneck never idles; at least
-     * LW_SOCK_QUEUE_MIN_SEGS once a period has been judged (see there). */
+     * sixteenth of the RTT of queue (and two segments) so the bottleneck never idles. Once a
+     * period has been judged, at least LW_SOCK_QUEUE_MIN_SEGS (see there), as far as the
+     * fastest window's rate allowed: the rate held to only ever lowers the cap. */
     uint64_t mss = st->mss;
     uint64_t bdp = st->path_rate * min_rtt / 1000000u;
     uint64_t queue = bdp / LW_SOCK_QUEUE_SHARE;
-    if (st->path_judged) {
-        queue = LW_MAX(queue, (uint64_t)LW_SOCK_QUEUE_MIN_SEGS * mss);
+    if (st->path_window_rate != 0) {
+        uint64_t window_bdp = st->path_window_rate * min_rtt / 1000000u;
+        uint64_t window_cap = window_bdp + window_bdp / LW_SOCK_QUEUE_SHARE;
+        uint64_t allowed = window_cap > bdp ? window_cap - bdp : 0;
+        queue = LW_MAX(queue, LW_MIN((uint64_t)LW_SOCK_QUEUE_MIN_SEGS * mss, allowed));
     }
     uint64_t cap = bdp + queue + 2 * mss;
     uint64_t held = (uint64_t)st->unacked * mss + st->notsent_bytes;
@@ -346,7 +350,7 @@ void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, u
     if (p->engaged && !p->unsuited) {
         st->path_rate = limit_rate(p);
         st->pace_tokens = p->tokens;
-        st->path_judged = p->held_once;
+        st->path_window_rate = p->held_once ? p->rate : 0;
     }
 }
 
@@ -374,6 +378,7 @@ int lw_sock_read_tcp_state(int fd, struct lw_sock_tcp_state *st)
     st->delivered = ti.tcpi_delivered;
     st->delivery_rate = ti.tcpi_delivery_rate;
     st->path_rate = 0;
+    st->path_window_rate = 0;
     st->pace_tokens = UINT64_MAX;
     return 0;
 }

@@ -36,7 +36,7 @@ struct lw_sock_tcp_state {
     /* Not from TCP_INFO: lw_sock_path_update fills these while the path limit is engaged. */
     uint64_t path_rate;   /* bytes per second the path delivers; 0: no limit */
     uint64_t pace_tokens; /* bytes the pacer allows now */
-    bool path_judged;     /* path_rate is no longer the fastest window's alone (LW_SOCK_QUEUE_MIN_SEGS) */
+    uint64_t path_window_rate; /* the fastest window's, once a period has been judged; 0 before */
 };
 
 /*
@@ -80,8 +80,9 @@ struct lw_sock_path {
 /* ...and applies while it stays 1/32 above (below, the queue has gone: if the rate was
  * measured too low, TCP's window decides again and its bursts show the faster one). */
 #define LW_SOCK_HOLD_SHARE 32
-/* The least queue the limit allows once a period has been judged, in segments: its rate is
- * then the kernel's samples' or what a period delivered, exact, not the fastest window's.
+/* The least queue the limit allows once a period has been judged, in segments, as far as
+ * the fastest window's rate allowed: its rate is then the kernel's samples' or what a period
+ * delivered, exact, not the fastest window's.
  * The window's rate, a few percent high, had given slow paths more: across a 4 Mbit/s, 100 ms
  * link, with a sixteenth of the RTT (two segments) on the samples' exact rate, the client's
  * delayed ACKs and the loop's late timers idled the path, and a 1 MB page took 1.7-2.6 %

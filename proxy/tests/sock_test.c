@@ -325,10 +325,11 @@ int main(void)
         s5.delivered += 20;
         lw_sock_path_update(&st5, &s5, t + (uint64_t)i * 12500);
     }
-    TAP_OK(s5.path_rate == 2440000 && !s5.path_judged, "before a period is judged: the fastest window's rate");
+    TAP_OK(s5.path_rate == 2440000 && s5.path_window_rate == 0, "before a period is judged: the fastest window's rate");
     s5.delivered += 20;
     lw_sock_path_update(&st5, &s5, t + 16 * 12500);
-    TAP_OK(!st5.short_once && st5.held_once && st5.rate == 2440000 && s5.path_rate == path_rate && s5.path_judged,
+    TAP_OK(!st5.short_once && st5.held_once && st5.rate == 2440000 && s5.path_rate == path_rate &&
+               s5.path_window_rate == 2440000,
            "once one is: the kernel's fastest sample, lower");
     s5.delivery_rate = path_rate / 2; /* an app-limited sample */
     s5.unacked = 170;                 /* near the cap at 2.32 MB/s (172) */
@@ -340,7 +341,7 @@ int main(void)
     s5.delivery_rate = 2600000;
     s5.delivered += 20;
     lw_sock_path_update(&st5, &s5, t + 33 * 12500);
-    TAP_OK(s5.path_rate == 2440000 && s5.path_judged, "a sample faster than the fastest window: the window's rate");
+    TAP_OK(s5.path_rate == 2440000, "a sample faster than the fastest window: the window's rate");
     /* Periods are judged against the rate held to. Behind another flow's queue a period held to
      * the samples' 2.32 MB/s delivers 2.09 MB/s: short of 7/8 of the window's 2.44, not of 2.32. */
     struct lw_sock_path st6 = {
@@ -369,18 +370,23 @@ int main(void)
         lw_sock_path_update(&st6, &s6, t + (uint64_t)i * 12500);
     }
     TAP_OK(st6.unsuited, "and short again: the limit turns off, as on the window's rate");
-    /* The queue the limit allows: a sixteenth of the RTT, and at least LW_SOCK_QUEUE_MIN_SEGS
-     * segments on the kernel's rate (a 4 Mbit/s path: a sixteenth of 100 ms is two segments). */
+    /* The queue the limit allows: a sixteenth of the RTT, and once a period has been judged at
+     * least LW_SOCK_QUEUE_MIN_SEGS segments as far as the fastest window's rate allowed (a
+     * 4 Mbit/s path: a sixteenth of 100 ms is two segments). */
     const uint64_t slow = 482500, slow_bdp = slow * 100000 / 1000000;
     struct lw_sock_tcp_state sq = {.rtt_us = 110000, .min_rtt_us = 100000, .cwnd = 80, .unacked = 34, .mss = 1448,
                                    .path_rate = slow, .pace_tokens = UINT64_MAX};
     b = lw_sock_budget_compute(&sq, &limited, 0);
     TAP_EQ_INT(b.bytes, (slow_bdp + slow_bdp / 16 + 2 * 1448 - 34 * 1448) / 1448 * (1448 - 22),
                "on the fastest window's rate: a sixteenth of the RTT and two segments");
-    sq.path_judged = true;
+    sq.path_window_rate = slow * 108 / 100; /* the window read 8 % high: it allowed 4.9 segments */
     b = lw_sock_budget_compute(&sq, &limited, 0);
     TAP_EQ_INT(b.bytes, (slow_bdp + (LW_SOCK_QUEUE_MIN_SEGS + 2) * 1448 - 34 * 1448) / 1448 * (1448 - 22),
                "once a period has been judged: at least LW_SOCK_QUEUE_MIN_SEGS segments and two");
+    sq.path_window_rate = slow; /* the window read the rate: it allowed a sixteenth */
+    b = lw_sock_budget_compute(&sq, &limited, 0);
+    TAP_EQ_INT(b.bytes, (slow_bdp + slow_bdp / 16 + 2 * 1448 - 34 * 1448) / 1448 * (1448 - 22),
+               "but no more than the fastest window's rate allowed");
 
     /* A slow link: 4 Mbit/s, 100 ms, an ACK every two segments (5.8 ms). An eighth of the RTT
      * holds about four segments; windows count only once they hold LW_SOCK_RATE_MIN_SEGS. */
