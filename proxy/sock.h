@@ -81,16 +81,15 @@ struct lw_sock_path {
  * measured too low, TCP's window decides again and its bursts show the faster one). */
 #define LW_SOCK_HOLD_SHARE 32
 /* The least queue the limit allows once a period has been judged, in segments, as far as
- * the fastest window's rate allowed: its rate is then the kernel's samples' or what a period
- * delivered, exact, not the fastest window's.
- * The window's rate, a few percent high, had given slow paths more: across a 4 Mbit/s, 100 ms
- * link, with a sixteenth of the RTT (two segments) on the samples' exact rate, the client's
- * delayed ACKs and the loop's late timers idled the path, and a 1 MB page took 1.7-2.6 %
- * longer with cubic (0.7-1.9 % with BBR) than without the optimization; with 4 or 6
- * segments, 0.8-1.2 %, as on the window's rate. Each segment is 2.9 ms of queue there: with
- * cubic, a script asked for after 256 KiB took 1.13 RTT with 4 and 1.16-1.19 with 6 (1.09-1.10
- * on the window's rate, whose queue was smaller then and larger later in a transfer). On a
- * 20 Mbit/s link a sixteenth of 100 ms is 11 segments. */
+ * the fastest window's rate x minimum RTT and a sixteenth allowed: the rate held to is then
+ * the kernel's samples' or what a period delivered, exact, and the window's few percent over
+ * it had been the headroom a slow path needs. Across a 4 Mbit/s, 100 ms link, with a
+ * sixteenth of the RTT (two segments) on the exact rate, the client's delayed ACKs and the
+ * loop's late timers idled the path, and a 1 MB page took 1.7-2.6 % longer with cubic
+ * (0.7-1.9 % with BBR) than without the optimization; with this, 0.7-1.2 %, as on the window's
+ * rate. Each segment is 2.9 ms of queue there (with four at once, not as far as the window
+ * allowed, a script asked for after 256 KiB took 1.13-1.15 RTT against 1.10). On a 20 Mbit/s
+ * link a sixteenth of 100 ms is 11 segments. */
 #define LW_SOCK_QUEUE_MIN_SEGS 4
 /* Shortest window a delivery rate is measured over: several ACKs even on a slow link. */
 #define LW_SOCK_RATE_WINDOW_US 4000
@@ -124,10 +123,10 @@ struct lw_sock_path {
  * began within an RTT of engaging (what it delivers was sent before the limit held anything
  * back), and one that ends with less than the rate held to x minimum RTT in flight (then the
  * limit is not what holds the connection back: slow start's own bursts can engage it with the
- * path half full, and the path delivers under the rate until the window has grown). The rate judged
- * against is the one when the period began, if lower: on a slow link the first flight alone can
- * engage the limit while slow start has yet to fill the path, and the rate measured on the way
- * up is not one the period could have delivered. The rate can also be measured low when the
+ * path half full, and the path delivers under the rate until the window has grown). The rate
+ * judged against is the one held to when the period began, if lower: on a slow link the first
+ * flight alone can engage the limit while slow start has yet to fill the path, and the rate
+ * measured on the way up is not one the period could have delivered. The rate can also be measured low when the
  * limit engages (on a slow link a window takes tens of milliseconds, and those of slow start
  * span its idle gaps), and held to it the path idles: until the next window, the limit uses at
  * least 7/8 of what is in flight per smoothed RTT (with a queue, the path delivers that; the
