@@ -383,7 +383,8 @@ static struct lw_sock_budget write_budget(struct lw_conn *c)
             c->rtt_us = st.rtt_us;
             if (c->budget_cfg.queue_limit && st.min_rtt_us >= LW_SOCK_LIMIT_MIN_RTT_US) {
                 bool was_engaged = c->path.engaged, was_unsuited = c->path.unsuited;
-                uint64_t rate_before = c->path.rate, held_before = c->path.held_once;
+                uint64_t rate_before = c->path.rate;
+                bool was_judged = c->path.judged_once;
                 lw_sock_path_update(&c->path, &st, now);
                 if (c->path.engaged && !was_engaged) {
                     lw_log_debug("%s: queue in the path (rtt %.1fms, min %.1fms): in flight held near %.2f Mbit/s x min rtt",
@@ -398,7 +399,7 @@ static struct lw_sock_budget write_budget(struct lw_conn *c)
                                  "been read high, it is now what was delivered",
                                  c->peer_str, c->path.rate * 8 / 1e6, rate_before * 8 / 1e6);
                 }
-                if (!held_before && c->path.held_once && !c->path.unsuited) {
+                if (!was_judged && c->path.judged_once && !c->path.unsuited) {
                     lw_log_debug("%s: held through a period, the kernel's rate samples reach %.2f Mbit/s (the "
                                  "fastest window %.2f): in flight held near %.2f Mbit/s x min rtt",
                                  c->peer_str, c->path.sample_rate * 8 / 1e6, c->path.rate * 8 / 1e6,

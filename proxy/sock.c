@@ -254,7 +254,7 @@ struct lw_sock_budget lw_sock_budget_compute(const struct lw_sock_tcp_state *st,
  * sample once a period has been judged, if lower (see lw_sock_path_update). */
 static uint64_t held_rate(const struct lw_sock_path *p)
 {
-    bool sampled = p->held_once && p->sample_rate != 0 && p->sample_rate < p->rate;
+    bool sampled = p->judged_once && p->sample_rate != 0 && p->sample_rate < p->rate;
     return sampled ? p->sample_rate : p->rate;
 }
 
@@ -323,7 +323,7 @@ static void measure(struct lw_sock_path *p, const struct lw_sock_tcp_state *st, 
             if (short_of_rate) {
                 p->rate = got; /* read high, perhaps: see lw_sock_path_update */
             }
-            p->held_once = true;
+            p->judged_once = true;
         }
         start_period(p, st, now_us);
     }
@@ -350,7 +350,7 @@ void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, u
     if (p->engaged && !p->unsuited) {
         st->path_rate = limit_rate(p);
         st->pace_tokens = p->tokens;
-        st->path_window_rate = p->held_once ? p->rate : 0;
+        st->path_window_rate = p->judged_once ? p->rate : 0;
     }
 }
 

@@ -53,7 +53,7 @@ struct lw_sock_tcp_state {
 struct lw_sock_path {
     uint64_t rate;          /* bytes per second: the fastest delivery rate seen; 0 until measured */
     uint64_t sample_rate;   /* bytes per second: the fastest of the kernel's delivery rate samples */
-    bool held_once;         /* a period has been judged since the limit engaged (lw_sock_path_update) */
+    bool judged_once;       /* a period has been judged since the limit engaged (lw_sock_path_update) */
     uint64_t win_us;        /* start of the current measuring window; 0 before the first */
     uint32_t win_delivered; /* segments delivered at its start */
     uint32_t check_delivered;

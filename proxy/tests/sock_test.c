@@ -328,7 +328,7 @@ int main(void)
     TAP_OK(s5.path_rate == 2440000 && s5.path_window_rate == 0, "before a period is judged: the fastest window's rate");
     s5.delivered += 20;
     lw_sock_path_update(&st5, &s5, t + 16 * 12500);
-    TAP_OK(!st5.short_once && st5.held_once && st5.rate == 2440000 && s5.path_rate == path_rate &&
+    TAP_OK(!st5.short_once && st5.judged_once && st5.rate == 2440000 && s5.path_rate == path_rate &&
                s5.path_window_rate == 2440000,
            "once one is: the kernel's fastest sample, lower");
     s5.delivery_rate = path_rate / 2; /* an app-limited sample */
@@ -345,11 +345,11 @@ int main(void)
     /* Periods are judged against the rate held to. Behind another flow's queue a period held to
      * the samples' 2.32 MB/s delivers 2.09 MB/s: short of 7/8 of the window's 2.44, not of 2.32. */
     struct lw_sock_path st6 = {
-        .rate = 2440000, .engaged = true, .held_once = true, .sample_rate = path_rate, .win_us = t};
+        .rate = 2440000, .engaged = true, .judged_once = true, .sample_rate = path_rate, .win_us = t};
     struct lw_sock_tcp_state s6 = us;
     s6.delivered = 0;
     s6.delivery_rate = path_rate;
-    s6.unacked = 172;
+    s6.unacked = 165; /* the samples' rate x min RTT is 160 segments, the window's 168 */
     s6.rtt_us = 101000; /* no queue for a moment: a new period begins */
     s6.delivered += 18;
     lw_sock_path_update(&st6, &s6, t + 12500);
