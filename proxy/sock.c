@@ -287,9 +287,15 @@ static void measure(struct lw_sock_path *p, const struct lw_sock_tcp_state *st, 
         st->delivered - p->win_delivered < LW_SOCK_RATE_MIN_SEGS) {
         return;
     }
-    /* A window that spans an idle gap measures less than the path: only the maximum counts. */
+    /* A window that spans an idle gap measures less than the path: only the maximum counts.
+     * After a period that fell short, the rate stays what it delivered until the next verdict:
+     * raised again by a window of bunched ACKs, the limit would hold to it, the next period
+     * would deliver more than the one that fell short, and behind another flow's queue the
+     * limit would never see two short periods in a row (see lw_sock_path_update). */
     uint64_t rate = (uint64_t)(st->delivered - p->win_delivered) * st->mss * 1000000u / elapsed;
-    p->rate = LW_MAX(p->rate, rate);
+    if (!p->short_once) {
+        p->rate = LW_MAX(p->rate, rate);
+    }
     p->flight_rate = 0;
     p->win_us = now_us;
     p->win_delivered = st->delivered;

@@ -117,16 +117,18 @@ struct lw_sock_path {
  * it throughput, so the limit turns off for the connection; or the rate was read high. A window of
  * an eighth of the RTT reads high when ACKs come bunched (across a 100 ms, 20 Mbit/s link whose
  * ACKs came up to 2 ms late, windows read 21.8-27.8 Mbit/s), and the rate keeps the fastest. So
- * the first period that falls short sets the rate to what it delivered, measured over two RTTs;
- * the limit turns off only if the next period judged falls short of that too (behind another
- * flow's queue, what the limit holds in flight delivers less each period). Not judged: a period
- * that began within an RTT of engaging (what it delivers was sent before the limit held anything
- * back), and one that ends with less than the rate held to x minimum RTT in flight (then the limit
- * is not what holds the connection back: slow start's own bursts can engage it with the path half
- * full, and the path delivers under the rate until the window has grown). The rate judged against
- * is the one held to when the period began, if lower: on a slow link the first flight alone can
- * engage the limit while slow start has yet to fill the path, and the rate measured on the way up
- * is not one the period could have delivered. The rate can also be measured low when the limit
+ * the first period that falls short sets the rate to what it delivered, measured over two RTTs,
+ * and no window raises it again until the next verdict; the limit turns off only if the next
+ * period judged falls short of that too (behind another flow's queue, what the limit holds in
+ * flight delivers less each period; with the rate read back up in between, the next period
+ * delivered more, and behind a competing download the limit let go only after 4 to 11
+ * verdicts). Not judged: a period that began within an RTT of engaging (what it delivers was
+ * sent before the limit held anything back), and one that ends with less than the rate held to
+ * x minimum RTT in flight (then the limit is not what holds the connection back: slow start's
+ * own bursts can engage it with the path half full, and the path delivers under the rate until
+ * the window has grown). The rate judged against is the one held to when the period began, if
+ * lower: on a slow link the first flight alone can engage the limit while slow start has yet to
+ * fill the path, and the rate measured on the way up is not one the period could have delivered. The rate can also be measured low when the limit
  * engages (on a slow link a window takes tens of milliseconds, and those of slow start span its
  * idle gaps), and held to it the path idles: until the next window, the limit uses at least 7/8 of
  * what is in flight per smoothed RTT (with a queue, the path delivers that; the RTT lags the

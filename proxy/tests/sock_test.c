@@ -258,6 +258,22 @@ int main(void)
     us2.path_rate = 0;
     lw_sock_path_update(&up, &us2, t + 35 * 12500);
     TAP_OK(up.unsuited && us2.path_rate == 0, "under 7/8 of that in the next period too: the limit turns off");
+    /* Until that next verdict a window of bunched ACKs does not raise the rate again: held to a
+     * rate read back up, the next period delivers more than the short one did, and behind
+     * another flow's queue two short periods in a row never come. */
+    struct lw_sock_path pin = {.rate = rate, .engaged = true, .win_us = t, .check_us = t, .check_rate = rate};
+    struct lw_sock_tcp_state pins = us;
+    pins.delivered = 0;
+    for (int i = 1; i <= 16; i++) {
+        pins.delivered += 8;
+        lw_sock_path_update(&pin, &pins, t + (uint64_t)i * 12500);
+    }
+    uint64_t short_rate = 8ull * 1448 * 1000000 / 12500;
+    pins.delivered += 40; /* 40 segments in 12.5 ms: 4.6 MB/s */
+    pins.path_rate = 0;
+    lw_sock_path_update(&pin, &pins, t + 17 * 12500);
+    TAP_OK(pin.short_once && pin.rate == short_rate && pins.path_rate == short_rate,
+           "after a short period, a fast window leaves the rate held to at what the period delivered");
     /* A rate read high from bunched ACKs (24 Mbit/s on a 19.3 Mbit/s path): the path delivers
      * its own rate, short of 7/8 of the one read; once the rate is what it delivered, the
      * limit holds at it and stays. */
