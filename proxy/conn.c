@@ -391,10 +391,9 @@ static struct lw_sock_budget write_budget(struct lw_conn *c)
                                  c->peer_str, st.rtt_us / 1000.0, st.min_rtt_us / 1000.0, c->path.rate * 8 / 1e6);
                 }
                 if (c->path.unsuited && !was_unsuited) {
-                    lw_log_debug("%s: the path delivered %.2f Mbit/s against %.2f, and the queue stayed (rtt %.1fms, "
-                                 "min %.1fms) while held: another flow's, in flight no longer held",
-                                 c->peer_str, c->path.rate * 8 / 1e6, rate_before * 8 / 1e6, st.rtt_us / 1000.0,
-                                 st.min_rtt_us / 1000.0);
+                    lw_log_debug("%s: the path delivered %.2f Mbit/s, under 7/8 of %.2f, while held: "
+                                 "in flight no longer held",
+                                 c->peer_str, c->path.rate * 8 / 1e6, rate_before * 8 / 1e6);
                 } else if (c->path.short_once && c->path.rate < rate_before) {
                     lw_log_debug("%s: the path delivered %.2f Mbit/s, under 7/8 of %.2f, while held: the rate may have "
                                  "been read high, it is now what was delivered",

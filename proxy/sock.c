@@ -121,25 +121,6 @@ int lw_sock_connect(const struct sockaddr *sa, socklen_t len)
     return fd;
 }
 
-/* The bytes in flight the path limit allows while a queue remains, holding to rate (bytes per
- * second) with window_rate the fastest window's (0 before a period has been judged). */
-static uint64_t path_cap(uint64_t rate, uint64_t window_rate, uint64_t min_rtt, uint64_t mss)
-{
-    /* Bytes in flight beyond rate x minimum RTT only lengthen the queue. Allow a sixteenth of
-     * the RTT of queue (and two segments) so the bottleneck never idles. Once a period has been
-     * judged, at least LW_SOCK_QUEUE_MIN_SEGS (see there), as far as the fastest window's rate
-     * allowed: the rate held to only ever lowers the cap. */
-    uint64_t bdp = rate * min_rtt / 1000000u;
-    uint64_t queue = bdp / LW_SOCK_QUEUE_SHARE;
-    if (window_rate != 0) {
-        uint64_t window_bdp = window_rate * min_rtt / 1000000u;
-        uint64_t window_cap = window_bdp + window_bdp / LW_SOCK_QUEUE_SHARE;
-        uint64_t allowed = window_cap > bdp ? window_cap - bdp : 0;
-        queue = LW_MAX(queue, LW_MIN((uint64_t)LW_SOCK_QUEUE_MIN_SEGS * mss, allowed));
-    }
-    return bdp + queue + 2 * mss;
-}
-
 /* The path limit (see struct lw_sock_path): what of bytes may go now, and when nothing may
  * and nothing unsent will wake the writer, how long until room frees. */
 static size_t limit_to_path(const struct lw_sock_tcp_state *st, const struct lw_sock_budget_cfg *cfg, size_t payload,
@@ -150,8 +131,20 @@ static size_t limit_to_path(const struct lw_sock_tcp_state *st, const struct lw_
         st->rtt_us <= min_rtt + min_rtt / LW_SOCK_HOLD_SHARE) {
         return bytes;
     }
+    /* A queue remains: bytes in flight beyond rate x minimum RTT only lengthen it. Allow a
+     * sixteenth of the RTT of queue (and two segments) so the bottleneck never idles. Once a
+     * period has been judged, at least LW_SOCK_QUEUE_MIN_SEGS (see there), as far as the
+     * fastest window's rate allowed: the rate held to only ever lowers the cap. */
     uint64_t mss = st->mss;
-    uint64_t cap = path_cap(st->path_rate, st->path_window_rate, min_rtt, mss);
+    uint64_t bdp = st->path_rate * min_rtt / 1000000u;
+    uint64_t queue = bdp / LW_SOCK_QUEUE_SHARE;
+    if (st->path_window_rate != 0) {
+        uint64_t window_bdp = st->path_window_rate * min_rtt / 1000000u;
+        uint64_t window_cap = window_bdp + window_bdp / LW_SOCK_QUEUE_SHARE;
+        uint64_t allowed = window_cap > bdp ? window_cap - bdp : 0;
+        queue = LW_MAX(queue, LW_MIN((uint64_t)LW_SOCK_QUEUE_MIN_SEGS * mss, allowed));
+    }
+    uint64_t cap = bdp + queue + 2 * mss;
     uint64_t held = (uint64_t)st->unacked * mss + st->notsent_bytes;
     uint64_t room = cap > held ? (cap - held) / mss * payload : 0;
     uint64_t wait = room == 0 ? (held + 2 * mss - cap) * 1000000u / st->path_rate : 0;
@@ -277,7 +270,6 @@ static void start_period(struct lw_sock_path *p, const struct lw_sock_tcp_state 
     p->check_us = now_us;
     p->check_delivered = st->delivered;
     p->check_rate = held_rate(p);
-    p->check_rtt_us = 0;
 }
 
 /* The path's rate from a window of deliveries that ends now, and whether the limit engages or
@@ -295,15 +287,9 @@ static void measure(struct lw_sock_path *p, const struct lw_sock_tcp_state *st, 
         st->delivered - p->win_delivered < LW_SOCK_RATE_MIN_SEGS) {
         return;
     }
-    /* A window that spans an idle gap measures less than the path: only the maximum counts.
-     * After a period that fell short, the rate stays what it delivered until the next verdict
-     * (lw_sock_path_update): raised again by a window of bunched ACKs, the limit would hold to
-     * it, the next period would deliver more than the one that fell short, and behind another
-     * flow's queue the limit would never see two short periods in a row. */
+    /* A window that spans an idle gap measures less than the path: only the maximum counts. */
     uint64_t rate = (uint64_t)(st->delivered - p->win_delivered) * st->mss * 1000000u / elapsed;
-    if (now_us >= p->pinned_until_us) {
-        p->rate = LW_MAX(p->rate, rate);
-    }
+    p->rate = LW_MAX(p->rate, rate);
     p->flight_rate = 0;
     p->win_us = now_us;
     p->win_delivered = st->delivered;
@@ -332,20 +318,9 @@ static void measure(struct lw_sock_path *p, const struct lw_sock_tcp_state *st, 
             uint64_t got = (uint64_t)(st->delivered - p->check_delivered) * st->mss * 1000000u / (now_us - p->check_us);
             uint64_t judged = LW_MIN(p->rate, p->check_rate);
             bool short_of_rate = got < judged - judged / 8;
-            /* After a short period the limit holds to what the path delivered. Alone on the
-             * path, the RTT then shows only the queue the limit allows; one an eighth of the
-             * minimum RTT longer that lasts through the period's second RTT is another flow's
-             * (lw_sock_path_update). */
-            uint64_t rate_held = limit_rate(p);
-            uint64_t own = rate_held == 0 ? 0
-                                          : (path_cap(rate_held, p->rate, min_rtt, st->mss) -
-                                             rate_held * min_rtt / 1000000u) * 1000000u / rate_held;
-            bool foreign = p->short_once && now_us <= p->pinned_until_us &&
-                           p->check_rtt_us > min_rtt + own + min_rtt / LW_SOCK_ENGAGE_SHARE;
-            p->unsuited = (short_of_rate && p->short_once) || foreign;
+            p->unsuited = short_of_rate && p->short_once;
             p->short_once = short_of_rate;
-            p->pinned_until_us = short_of_rate ? now_us + LW_SOCK_PIN_RTTS * min_rtt : 0;
-            if (short_of_rate || p->unsuited) {
+            if (short_of_rate) {
                 p->rate = got; /* read high, perhaps: see lw_sock_path_update */
             }
             p->judged_once = true;
@@ -368,10 +343,6 @@ void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, u
     }
     p->tokens_us = now_us;
     p->sample_rate = LW_MAX(p->sample_rate, st->delivery_rate);
-    if (p->engaged && now_us >= p->check_us + st->min_rtt_us) {
-        /* The period's second RTT: what the limit held from its start has reached the path. */
-        p->check_rtt_us = p->check_rtt_us == 0 ? st->rtt_us : LW_MIN(p->check_rtt_us, st->rtt_us);
-    }
     measure(p, st, now_us);
     /* The budget of this same read sees a rate that this window just raised: on a slow link a
      * window takes tens of milliseconds, and a limit engaged on a rate measured low, held to it

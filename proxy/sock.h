@@ -60,14 +60,12 @@ struct lw_sock_path {
     uint64_t engaged_us;    /* when the limit engaged */
     uint64_t check_us;      /* start of the current period judged while engaged */
     uint64_t check_rate;    /* the rate when it began */
-    uint32_t check_rtt_us;  /* the least smoothed RTT read in its second RTT; 0: none yet */
     uint64_t flight_rate;   /* from engaging until the next window: a floor under rate (lw_sock_path_update) */
     uint64_t tokens;        /* pacer: bytes that may be written now */
     uint64_t tokens_us;     /* when they were last topped up */
     bool engaged;           /* a queue has been seen: limit and pace while one remains */
     bool unsuited;          /* the limit held the connection below its rate: off for good */
     bool short_once;        /* the last period judged delivered under the rate (see lw_sock_path_update) */
-    uint64_t pinned_until_us; /* after a short period: no window raises the rate before the next verdict or this */
 };
 /* Writes are paced at this multiple (in quarters) of the measured rate: the ACK-clocked
  * rounds of slow start send at twice the rate the ACKs return, in bursts that queue at the
@@ -93,12 +91,6 @@ struct lw_sock_path {
  * allowed, a script asked for after 256 KiB took 1.13-1.15 RTT against 1.10). On a 20 Mbit/s
  * link a sixteenth of 100 ms is 11 segments. */
 #define LW_SOCK_QUEUE_MIN_SEGS 4
-/* After a period that fell short, the rate stays what it delivered until the next verdict, but
- * no longer than this many minimum RTTs (two periods' length): a period is judged only if a queue
- * lasts through it, and behind a competing BBR flow that drains its queue every few round trips
- * the next verdict came 8 s later: held to the 1.7 Mbit/s of the short period all that time, a
- * download got 1.0 Mbit/s of a 20 Mbit/s link. */
-#define LW_SOCK_PIN_RTTS 4
 /* Shortest window a delivery rate is measured over: several ACKs even on a slow link. */
 #define LW_SOCK_RATE_WINDOW_US 4000
 /* Fewest segments a window must see delivered. On a slow link an eighth of the RTT holds only
@@ -117,46 +109,41 @@ struct lw_sock_path {
 #define LW_SOCK_LIMIT_MIN_RTT_US 1000
 /* The shortest wait for room (the loop's timers have millisecond steps). */
 #define LW_SOCK_WAIT_MIN_US 1000
-/* Update the path from a TCP_INFO read taken at now_us (monotonic): the rate, the pacer and whether
- * the limit is engaged. While it is, sets st->path_rate, st->path_window_rate and st->pace_tokens
- * for lw_sock_budget_compute. Every two minimum RTTs while a queue remains, the limit is judged: if
- * the path delivered under 7/8 of its rate, the queue is not this connection's (another flow's, or
- * a minimum RTT gone stale after a route change) and holding back only costs it throughput, so the
- * limit turns off for the connection; or the rate was read high. A window of an eighth of the RTT
- * reads high when ACKs come bunched (across a 100 ms, 20 Mbit/s link whose ACKs came up to 2 ms
- * late, windows read 21.8-27.8 Mbit/s), and the rate keeps the fastest. So the first period that
- * falls short sets the rate to what it delivered, measured over two RTTs, and no window raises it
- * again until the next verdict. The limit turns off if the next period judged falls short of that
- * too, or if through its second RTT the smoothed RTT stays over the minimum by an eighth of it more
- * than the queue the limit allows: held to the path's own rate (a rate read high now corrected),
- * the RTT shows no more than that queue. Behind another flow, what the limit holds in flight
- * delivers less each period, but a flow that grows slowly takes less than an eighth more each time
- * while its queue stays. (Judged on deliveries alone, or with the rate read back up between
- * verdicts, the limit let go of a download behind a competing one only after 4 to 11 verdicts, once
- * after 11 s.) Not judged: a period that began within an RTT of engaging (what it delivers was sent
- * before the limit held anything back), and one that ends with less than the rate held to x minimum
- * RTT in flight (then the limit is not what holds the connection back: slow start's own bursts can
- * engage it with the path half full, and the path delivers under the rate until the window has
- * grown). The rate judged against is the one held to when the period began, if lower: on a slow
- * link the first flight alone can engage the limit while slow start has yet to fill the path, and
- * the rate measured on the way up is not one the period could have delivered. The rate can also be
- * measured low when the limit engages (on a slow link a window takes tens of milliseconds, and
- * those of slow start span its idle gaps), and held to it the path idles: until the next window,
- * the limit uses at least 7/8 of what is in flight per smoothed RTT (with a queue, the path
- * delivers that; the RTT lags the queue's growth, hence the eighth off). Only until then: kept as
- * the rate, a floor read high in BBR's startup would loosen the limit for good, and the judge would
- * take its own queue for another flow's. The fastest window reads high by a few percent even
- * without bunched ACKs, and more the longer a transfer lasts (the maximum of more windows): across
- * a 100 ms, 20 Mbit/s link a 12 MB download kept 14 ms of queue in the path, and a script asked for
- * after 4 MiB took 1.12 RTT. The kernel's own delivery rate samples (TCP_INFO) each span at least
- * the minimum RTT, so bunched ACKs count for little in them, but they lag a round trip in slow
- * start, when the window's rate is needed to engage in time. So once a period has been judged (two
- * RTTs and more with a queue throughout: the bottleneck was busy, and the samples saw its rate),
- * the limit holds to the fastest sample if it is lower than the fastest window. The fastest sample
- * only grows, and the periods are judged against the rate held to: against the fastest window, a
- * period held to the lower samples' rate behind another flow's queue falls short of an eighth
- * sooner, and the rate then becomes what it delivered (a fluid model of the judge, RTT 1.18-1.20 x
- * the minimum: 80-82 % of the path, against 93-95 % with the window's rate alone). */
+/* Update the path from a TCP_INFO read taken at now_us (monotonic): the rate, the pacer and
+ * whether the limit is engaged. While it is, sets st->path_rate, st->path_window_rate and
+ * st->pace_tokens for lw_sock_budget_compute. Every two minimum RTTs while a queue remains, the
+ * limit is judged: if the path delivered under 7/8 of its rate, the queue is not this connection's
+ * (another flow's, or a minimum RTT gone stale after a route change) and holding back only costs
+ * it throughput, so the limit turns off for the connection; or the rate was read high. A window of
+ * an eighth of the RTT reads high when ACKs come bunched (across a 100 ms, 20 Mbit/s link whose
+ * ACKs came up to 2 ms late, windows read 21.8-27.8 Mbit/s), and the rate keeps the fastest. So
+ * the first period that falls short sets the rate to what it delivered, measured over two RTTs;
+ * the limit turns off only if the next period judged falls short of that too (behind another
+ * flow's queue, what the limit holds in flight delivers less each period). Not judged: a period
+ * that began within an RTT of engaging (what it delivers was sent before the limit held anything
+ * back), and one that ends with less than the rate held to x minimum RTT in flight (then the limit
+ * is not what holds the connection back: slow start's own bursts can engage it with the path half
+ * full, and the path delivers under the rate until the window has grown). The rate judged against
+ * is the one held to when the period began, if lower: on a slow link the first flight alone can
+ * engage the limit while slow start has yet to fill the path, and the rate measured on the way up
+ * is not one the period could have delivered. The rate can also be measured low when the limit
+ * engages (on a slow link a window takes tens of milliseconds, and those of slow start span its
+ * idle gaps), and held to it the path idles: until the next window, the limit uses at least 7/8 of
+ * what is in flight per smoothed RTT (with a queue, the path delivers that; the RTT lags the
+ * queue's growth, hence the eighth off). Only until then: kept as the rate, a floor read high in
+ * BBR's startup would loosen the limit for good, and the judge would take its own queue for
+ * another flow's. The fastest window reads high by a few percent even without bunched ACKs, and
+ * more the longer a transfer lasts (the maximum of more windows): across a 100 ms, 20 Mbit/s link
+ * a 12 MB download kept 14 ms of queue in the path, and a script asked for after 4 MiB took 1.12
+ * RTT. The kernel's own delivery rate samples (TCP_INFO) each span at least the minimum RTT, so
+ * bunched ACKs count for little in them, but they lag a round trip in slow start, when the
+ * window's rate is needed to engage in time. So once a period has been judged (two RTTs and more
+ * with a queue throughout: the bottleneck was busy, and the samples saw its rate), the limit holds
+ * to the fastest sample if it is lower than the fastest window. The fastest sample only grows, and
+ * the periods are judged against the rate held to: against the fastest window, a period held to
+ * the lower samples' rate behind another flow's queue falls short of an eighth sooner, and the
+ * rate then becomes what it delivered (a fluid model of the judge, RTT 1.18-1.20 x the minimum:
+ * 80-82 % of the path, against 93-95 % with the window's rate alone). */
 void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, uint64_t now_us);
 /* Take bytes written from the pacer's allowance. */
 void lw_sock_path_spend(struct lw_sock_path *p, uint64_t bytes);
