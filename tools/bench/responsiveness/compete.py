@@ -70,6 +70,7 @@ class Fetch(threading.Thread):
         start = time.monotonic()
         self.p = p = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       start_new_session=True)
+        netlab.children.append(p)  # stopped with the rest if the run is interrupted
         self.started.set()
         try:
             while True:
@@ -81,6 +82,8 @@ class Fetch(threading.Thread):
         finally:
             err = p.stderr.read().decode(errors="replace").split()
             p.wait()
+            if p in netlab.children:
+                netlab.children.remove(p)
         self.elapsed = time.monotonic() - start
         self.status = err[0] if err else None
 
