@@ -40,8 +40,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 import netlab  # noqa: E402
-from netlab import ADDR_S, Linkem, cleanup_namespaces, find_linkem, install, log, med, render, spawn, stop, \
-    wait_listening  # noqa: E402
+from netlab import ADDR_S, Linkem, cleanup_namespaces, find_linkem, install, log, med, stop  # noqa: E402
 import run as resp  # noqa: E402  (run.py: the same origin, proxies and namespace set-up)
 
 BULK_BYTES = 1_000_000_000  # the competitor's file: more than it can fetch in its time
@@ -54,10 +53,10 @@ class Fetch(threading.Thread):
     def __init__(self, ns, url, t0, max_s, http2):
         super().__init__(daemon=True)
         cmd = ["ip", "netns", "exec", ns, "curl", "-s", "-k", "--max-time", f"{max_s:g}", "-o", "-",
-               "-w", "%{stderr}%{http_code} %{time_total}", url]
+               "-w", "%{stderr}%{http_code}", url]
         cmd.insert(5, "--http2" if http2 else "--http1.1")
         self.cmd, self.t0 = cmd, t0
-        self.trace, self.total, self.status, self.elapsed = [], 0, None, None
+        self.trace, self.total, self.status = [], 0, None
         self.p = None
         self.started = threading.Event()
 
@@ -67,7 +66,6 @@ class Fetch(threading.Thread):
             self.p.terminate()
 
     def run(self):
-        start = time.monotonic()
         self.p = p = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       start_new_session=True)
         netlab.children.append(p)  # stopped with the rest if the run is interrupted
@@ -84,7 +82,6 @@ class Fetch(threading.Thread):
             p.wait()
             if p in netlab.children:
                 netlab.children.remove(p)
-        self.elapsed = time.monotonic() - start
         self.status = err[0] if err else None
 
 
@@ -119,7 +116,7 @@ def one_run(ns_c, bytes_, offset_s, compete_s):
     comp.halt()  # the download is over: what the competitor does after it is not measured
     comp.join(10)
     ok = down.total == bytes_ and down.status == "200"
-    end = max(down.trace[-1][0] if down.trace else 0, 0)
+    end = down.trace[-1][0] if down.trace else 0.0
     return {"ok": ok, "status": down.status, "bytes": down.total, "time_s": end,
             "down_mbit": per_second(down.trace, 0.0, end), "comp_mbit": per_second(comp.trace, 0.0, end),
             "comp_bytes": comp.total}
@@ -148,7 +145,8 @@ def main():
             ap.error(f"unknown proxy {p}")
     offsets = [float(x) for x in args.offset_s.split(",")]
     ccs = args.cc.split(",")
-    want = ["nginx-light", "openssl", "iproute2", "curl"] + (["h2o"] if any(p.startswith("h2o") for p in proxies) else [])
+    want = ["nginx-light", "openssl", "iproute2", "curl"]
+    want += ["h2o"] if any(p.startswith("h2o") for p in proxies) else []
     want += ["nghttp2-proxy"] if any(p.startswith("nghttpx") for p in proxies) else []
     install(want)
 
@@ -179,11 +177,7 @@ def main():
     try:
         resp.ns_setup(ns_c)
         resp.ns_setup(ns_s)
-        origin_log = work / "origin.log"
-        origin = spawn(["nginx", "-c", render(resp.CONF / "origin-nginx.conf", work / "origin-nginx.conf.run",
-                                              DIR=work, ADDR=ADDR_S, ORIGIN_PORT=resp.ORIGIN_PORT),
-                        "-e", work / "origin-nginx-error.log"], origin_log, ns_s)
-        wait_listening(ns_s, resp.ORIGIN_PORT, origin, origin_log)
+        origin = resp.start_origin(work, ns_s)
         for cc in ccs:
             resp.set_cc(ns_s, cc)
             for offset in offsets:
@@ -225,8 +219,10 @@ def main():
         cleanup_namespaces()
     (work / "results.json").write_text(json.dumps(results, indent=1))
     lines = [f"Download of {args.bytes:,} bytes through the proxy, a competing plain-HTTP download from the "
-             f"origin; {args.rtt} ms, {args.rate:g} Mbit/s, {args.queue}-packet drop-tail; medians of {args.runs} runs.",
-             "", "| cc | competitor starts | proxy | download s (runs) | download Mbit/s by second |", "|---|---|---|---|---|"]
+             f"origin; {args.rtt} ms, {args.rate:g} Mbit/s, {args.queue}-packet drop-tail; "
+             f"medians of {args.runs} runs.", "",
+             "| cc | competitor starts | proxy | download s (runs) | download Mbit/s by second |",
+             "|---|---|---|---|---|"]
     for r in results:
         lines.append(f"| {r['cc']} | {r['offset_s']:+g} s | {r['proxy']} | {r['time_s'] or 0:.2f} "
                      f"({', '.join(f'{t:.2f}' for t in r['times'])}) | "

@@ -144,6 +144,16 @@ def set_cc(ns, cc):
 
 
 
+def start_origin(work, ns_s):
+    """The nginx origin in the server namespace, serving work/www; returns once it listens."""
+    logfile = work / "origin.log"
+    conf = render(CONF / "origin-nginx.conf", work / "origin-nginx.conf", DIR=work, ADDR=ADDR_S,
+                  ORIGIN_PORT=ORIGIN_PORT)
+    p = spawn(["nginx", "-c", conf, "-e", work / "origin-nginx-error.log"], logfile, ns_s)
+    wait_listening(ns_s, ORIGIN_PORT, p, logfile)
+    return p
+
+
 def start_proxy(name, work, ns_s, cert, key, lowat):
     logfile = work / f"{name}.log"
     common = dict(DIR=work, ADDR=ADDR_S, PORT=PROXY_PORT, CERT=cert, KEY=key, ORIGIN_PORT=ORIGIN_PORT)
@@ -427,11 +437,7 @@ def main():
             try:
                 ns_setup(ns_c)
                 ns_setup(ns_s)
-                origin_log = work / "origin.log"
-                origin = spawn(["nginx", "-c", render(CONF / "origin-nginx.conf", work / "origin-nginx.conf", DIR=work,
-                                                      ADDR=ADDR_S, ORIGIN_PORT=ORIGIN_PORT), "-e",
-                                work / "origin-nginx-error.log"], origin_log, ns_s)
-                wait_listening(ns_s, ORIGIN_PORT, origin, origin_log)
+                origin = start_origin(work, ns_s)
                 meta["ping"][rtt] = measure_ping(ns_c)[0]
                 for cc in ccs:
                     set_cc(ns_s, cc)
