@@ -288,7 +288,10 @@ def test_linkem_delivers_what_a_sends_in_batches():
         linkem = _start_linkem(ns_a, ns_b, 5, 100, "--batch-ms-a", 10)
         assert "batches from" in linkem.text(), linkem.text()
         lo, avg, hi = _ping_rtt_ms(ns_a, ADDR_B, 12)
-        assert lo >= 9.8 and hi <= 21.5, f"RTTs {lo}/{avg}/{hi} ms: want 10 ms plus 0-10 ms of batch"
+        # Up to 5 ms more for linkem's timers and the ping's own scheduling (in the benchmarks'
+        # runs a hundred or so of ~90,000 packets left over 0.1 ms late, the worst 3.5-12 ms):
+        # still short of the 30 ms of a request that waited two batches.
+        assert lo >= 9.8 and hi <= 25, f"RTTs {lo}/{avg}/{hi} ms: want 10 ms plus 0-10 ms of batch"
         assert avg >= 12, f"RTTs {lo}/{avg}/{hi} ms: the requests did not wait for their batch"
     finally:
         _stop_and_clean((linkem,), (ns_a, ns_b))
