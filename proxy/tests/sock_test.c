@@ -445,5 +445,82 @@ int main(void)
     es.path_rate = 0;
     lw_sock_path_update(&ep, &es, t + 149000);
     TAP_EQ_INT(es.path_rate, 16ull * 1448 * 1000000 / 57000, "from the next window on, the rate measured");
+    /* Bunched deliveries: a 20 ms, 10 Mbit/s path whose ACKs come in aggregates every 8 ms
+     * (Wi-Fi), the writer also woken by its timers in between. The queue allowed is at least
+     * what an aggregate delivers beyond the rate, and the rate over the shortest wait. */
+    const uint64_t wrate = 1206250; /* 9.65 Mbit/s */
+    const uint64_t wbdp = wrate * 20000 / 1000000;
+    struct lw_sock_path wp = {.rate = wrate, .engaged = true, .judged_once = true, .tokens_us = t};
+    struct lw_sock_tcp_state ws = {.rtt_us = 28000, .min_rtt_us = 20000, .cwnd = 60, .unacked = 20, .mss = 1448,
+                                   .delivered = 1000, .pace_tokens = UINT64_MAX};
+    for (int i = 0; i <= 40; i++) {
+        uint64_t at = t + (uint64_t)i * 8000;
+        if (i > 0) {
+            ws.delivered += (i % 3 == 0) ? 6 : 7; /* 8 ms of the rate: 6.7 segments */
+        }
+        lw_sock_path_update(&wp, &ws, at);
+        lw_sock_path_update(&wp, &ws, at + 3000); /* timer wake-ups: nothing delivered */
+        lw_sock_path_update(&wp, &ws, at + 6000);
+    }
+    TAP_OK(ws.path_bunch >= 6 * 1448 && ws.path_bunch <= 8 * 1448,
+           "about an aggregate's segments are what deliveries bunch by (%llu bytes)", (unsigned long long)ws.path_bunch);
+    const uint64_t wbunch = ws.path_bunch;
+    /* The same aggregates before the limit engages (slow start, no queue yet) count for nothing:
+     * deliveries then outrun a rate still being measured. */
+    struct lw_sock_path pre = {.rate = wrate, .tokens_us = t};
+    struct lw_sock_tcp_state pres = {.rtt_us = 20500, .min_rtt_us = 20000, .cwnd = 60, .unacked = 20, .mss = 1448,
+                                     .delivered = 1000, .pace_tokens = UINT64_MAX};
+    for (int i = 0; i <= 20; i++) {
+        pres.delivered += 7;
+        lw_sock_path_update(&pre, &pres, t + (uint64_t)i * 8000);
+        lw_sock_path_update(&pre, &pres, t + (uint64_t)i * 8000 + 3000);
+    }
+    TAP_OK(!pre.engaged && pre.bunch_bytes[0] == 0 && pre.bunch_bytes[1] == 0, "before the limit engages, nothing counts");
+    struct lw_sock_path idle = wp; /* the same path after ten seconds idle */
+    struct lw_sock_tcp_state is = ws;
+    is.delivered += 1;
+    lw_sock_path_update(&idle, &is, t + 40 * 8000 + 10000000);
+    TAP_EQ_INT(is.path_bunch, 1448, "after an idle spell the aggregates before it no longer count");
+    ws.unacked = 18;
+    ws.pace_tokens = UINT64_MAX;
+    b = lw_sock_budget_compute(&ws, &limited, 0);
+    const uint64_t wcap = wbdp + wbunch + wrate * LW_SOCK_WAIT_MIN_US / 1000000 + 2 * 1448;
+    TAP_EQ_INT(b.bytes, (wcap - 18 * 1448) / 1448 * (1448 - 22),
+               "in flight held to rate x min RTT, the bunch and the shortest wait's bytes, and two segments");
+    ws.path_bunch = 0;
+    b = lw_sock_budget_compute(&ws, &limited, 0);
+    TAP_EQ_INT(b.bytes, (wbdp + wbdp / 16 + 2 * 1448 - 18 * 1448) / 1448 * (1448 - 22),
+               "(without the bunch: a sixteenth of the RTT, 1.1 segments, where an aggregate is 6.7)");
+    ws.path_bunch = 10 * wbdp; /* never more than a path's worth */
+    b = lw_sock_budget_compute(&ws, &limited, 0);
+    TAP_EQ_INT(b.bytes, (2 * wbdp + 2 * 1448 - 18 * 1448) / 1448 * (1448 - 22), "the queue allowed: at most a path's worth");
+    /* Then the aggregation stops: an ACK every 1.25 ms, a segment each (a little under the
+     * fastest window's rate, as deliveries mostly are). Once two slots
+     * of 5 minimum RTTs have passed the bunch is an ACK's segment, and the sixteenth or the least
+     * queue decide again. */
+    for (int i = 1; i <= 160; i++) {
+        ws.delivered += 1;
+        lw_sock_path_update(&wp, &ws, t + 40 * 8000 + 6000 + (uint64_t)i * 1250);
+        if (i == 80) {
+            TAP_OK(ws.path_bunch >= 6 * 1448, "after one slot the aggregates still count (%llu)",
+                   (unsigned long long)ws.path_bunch);
+        }
+    }
+    TAP_OK(ws.path_bunch >= 1448 && ws.path_bunch < 2 * 1448, "smooth ACKs: an ACK's segment, after two slots (%llu)",
+           (unsigned long long)ws.path_bunch);
+    /* A 100 ms, 19.3 Mbit/s path with smooth ACKs: its sixteenth (7.5 segments) is more than
+     * the bunch, which leaves the cap as it was. */
+    struct lw_sock_path sm = {.rate = rate, .engaged = true, .tokens_us = t};
+    struct lw_sock_tcp_state sms = {.rtt_us = 106000, .min_rtt_us = 100000, .cwnd = 240, .unacked = 170, .mss = 1448,
+                                    .delivered = 1000, .pace_tokens = UINT64_MAX};
+    for (int i = 0; i < 100; i++) {
+        sms.delivered += 2;
+        lw_sock_path_update(&sm, &sms, t + (uint64_t)i * 1200);
+    }
+    TAP_OK(sms.path_bunch > 0 && sms.path_bunch < bdp / 16, "smooth ACKs bunch by less than a sixteenth (%llu)",
+           (unsigned long long)sms.path_bunch);
+    sms.pace_tokens = UINT64_MAX;
+    b = lw_sock_budget_compute(&sms, &limited, 0);
+    TAP_EQ_INT(b.bytes, (cap - 170 * 1448) / 1448 * (1448 - 22), "and the cap is the sixteenth's, as before");
     return tap_done();
 }
