@@ -401,10 +401,9 @@ static struct lw_sock_budget write_budget(struct lw_conn *c)
                 }
                 if (!was_judged && c->path.judged_once && !c->path.unsuited) {
                     lw_log_debug("%s: held through a period, the kernel's rate samples reach %.2f Mbit/s (the "
-                                 "fastest window %.2f): in flight held near %.2f Mbit/s x min rtt; deliveries "
-                                 "bunched by up to %.1f KB",
+                                 "fastest window %.2f): in flight held near %.2f Mbit/s x min rtt",
                                  c->peer_str, c->path.sample_rate * 8 / 1e6, c->path.rate * 8 / 1e6,
-                                 st.path_rate * 8 / 1e6, st.path_bunch / 1e3);
+                                 st.path_rate * 8 / 1e6);
                 }
             }
             struct lw_sock_budget_cfg cfg = c->budget_cfg;

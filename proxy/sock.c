@@ -134,9 +134,7 @@ static size_t limit_to_path(const struct lw_sock_tcp_state *st, const struct lw_
     /* A queue remains: bytes in flight beyond rate x minimum RTT only lengthen it. Allow a
      * sixteenth of the RTT of queue (and two segments) so the bottleneck never idles. Once a
      * period has been judged, at least LW_SOCK_QUEUE_MIN_SEGS (see there), as far as the
-     * fastest window's rate allowed: the rate held to only ever lowers the cap. And at least
-     * what deliveries come bunched by, plus the rate over the writer's shortest wait
-     * (LW_SOCK_BUNCH_SLOT_RTTS), up to a path's worth. */
+     * fastest window's rate allowed: the rate held to only ever lowers the cap. */
     uint64_t mss = st->mss;
     uint64_t bdp = st->path_rate * min_rtt / 1000000u;
     uint64_t queue = bdp / LW_SOCK_QUEUE_SHARE;
@@ -145,10 +143,6 @@ static size_t limit_to_path(const struct lw_sock_tcp_state *st, const struct lw_
         uint64_t window_cap = window_bdp + window_bdp / LW_SOCK_QUEUE_SHARE;
         uint64_t allowed = window_cap > bdp ? window_cap - bdp : 0;
         queue = LW_MAX(queue, LW_MIN((uint64_t)LW_SOCK_QUEUE_MIN_SEGS * mss, allowed));
-    }
-    if (st->path_bunch != 0) {
-        uint64_t step = st->path_rate * LW_SOCK_WAIT_MIN_US / 1000000u;
-        queue = LW_MAX(queue, LW_MIN(st->path_bunch + step, bdp));
     }
     uint64_t cap = bdp + queue + 2 * mss;
     uint64_t held = (uint64_t)st->unacked * mss + st->notsent_bytes;
@@ -335,53 +329,6 @@ static void measure(struct lw_sock_path *p, const struct lw_sock_tcp_state *st, 
     }
 }
 
-/* How far deliveries run ahead of the rate between reads (see LW_SOCK_BUNCH_SLOT_RTTS). */
-static void track_bunching(struct lw_sock_path *p, const struct lw_sock_tcp_state *st, uint64_t now_us)
-{
-    uint64_t rate = limit_rate(p);
-    uint32_t last = p->last_delivered;
-    p->last_delivered = st->delivered;
-    if (!p->engaged || rate == 0 || st->min_rtt_us == 0) {
-        /* Only while the limit holds: in slow start deliveries outrun a rate that is still
-         * being measured, which tells nothing of what keeps a held path busy. */
-        return;
-    }
-    if (p->bunch_us == 0 || st->delivered < last || last < p->bunch_delivered) {
-        p->bunch_us = now_us;
-        p->bunch_delivered = st->delivered;
-        p->bunch_slot_us = now_us;
-        return;
-    }
-    uint64_t slot_us = (uint64_t)LW_SOCK_BUNCH_SLOT_RTTS * st->min_rtt_us;
-    if (now_us - p->bunch_slot_us >= slot_us) {
-        if (now_us - p->bunch_slot_us >= 2 * slot_us) {
-            p->bunch_bytes[p->bunch_slot] = 0; /* both slots' time has passed (an idle spell) */
-        }
-        p->bunch_slot ^= 1;
-        p->bunch_bytes[p->bunch_slot] = 0;
-        p->bunch_slot_us = now_us;
-    }
-    /* What the epoch held before this read against what the rate delivers by now: behind it,
-     * a new epoch begins with this read's deliveries. (Judged on this read's own deliveries, a
-     * wake-up by the timer between aggregates would begin every epoch and count the aggregate
-     * against the time since it.) An epoch lasts at most a quarter of the minimum RTT: deliveries
-     * that stay ahead of the rate longer are a rate read low, not bunching, and would grow it
-     * without end. */
-    uint64_t age = now_us - p->bunch_us;
-    uint64_t epoch_max_us = st->min_rtt_us / LW_SOCK_BUNCH_EPOCH_SHARE;
-    uint64_t expected = age < epoch_max_us ? rate * age / 1000000u : 0;
-    if (age >= epoch_max_us || (uint64_t)(last - p->bunch_delivered) * st->mss <= expected) {
-        p->bunch_us = now_us;
-        p->bunch_delivered = last;
-        expected = 0;
-    }
-    uint64_t got = (uint64_t)(st->delivered - p->bunch_delivered) * st->mss;
-    uint64_t *slot = &p->bunch_bytes[p->bunch_slot];
-    if (got > expected) {
-        *slot = LW_MAX(*slot, got - expected);
-    }
-}
-
 void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, uint64_t now_us)
 {
     if (p->rate != 0 && now_us > p->tokens_us) {
@@ -397,7 +344,6 @@ void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, u
     p->tokens_us = now_us;
     p->sample_rate = LW_MAX(p->sample_rate, st->delivery_rate);
     measure(p, st, now_us);
-    track_bunching(p, st, now_us);
     /* The budget of this same read sees a rate that this window just raised: on a slow link a
      * window takes tens of milliseconds, and a limit engaged on a rate measured low, held to it
      * until the next read, let the path idle. */
@@ -405,7 +351,6 @@ void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, u
         st->path_rate = limit_rate(p);
         st->pace_tokens = p->tokens;
         st->path_window_rate = p->judged_once ? p->rate : 0;
-        st->path_bunch = LW_MAX(p->bunch_bytes[0], p->bunch_bytes[1]);
     }
 }
 
@@ -434,7 +379,6 @@ int lw_sock_read_tcp_state(int fd, struct lw_sock_tcp_state *st)
     st->delivery_rate = ti.tcpi_delivery_rate;
     st->path_rate = 0;
     st->path_window_rate = 0;
-    st->path_bunch = 0;
     st->pace_tokens = UINT64_MAX;
     return 0;
 }

@@ -37,7 +37,6 @@ struct lw_sock_tcp_state {
     uint64_t path_rate;   /* bytes per second the path delivers; 0: no limit */
     uint64_t pace_tokens; /* bytes the pacer allows now */
     uint64_t path_window_rate; /* the fastest window's, once a period has been judged; 0 before */
-    uint64_t path_bunch;  /* bytes: how far deliveries ran ahead of the rate between reads, lately */
 };
 
 /*
@@ -67,14 +66,6 @@ struct lw_sock_path {
     bool engaged;           /* a queue has been seen: limit and pace while one remains */
     bool unsuited;          /* the limit held the connection below its rate: off for good */
     bool short_once;        /* the last period judged delivered under the rate (see lw_sock_path_update) */
-    /* Deliveries that come bunched (see LW_SOCK_BUNCH_SLOT_RTTS): an epoch runs while they keep
-     * ahead of the rate, and each slot keeps the most they ran ahead by. */
-    uint64_t bunch_us;        /* start of the current epoch; 0 before the first */
-    uint32_t bunch_delivered; /* segments delivered at its start */
-    uint32_t last_delivered;  /* at the previous read */
-    uint64_t bunch_slot_us;   /* when the current slot began */
-    uint64_t bunch_bytes[2];  /* the most each slot's epochs ran ahead of the rate */
-    unsigned bunch_slot;
 };
 /* Writes are paced at this multiple (in quarters) of the measured rate: the ACK-clocked
  * rounds of slow start send at twice the rate the ACKs return, in bursts that queue at the
@@ -100,22 +91,6 @@ struct lw_sock_path {
  * allowed, a script asked for after 256 KiB took 1.13-1.15 RTT against 1.10). On a 20 Mbit/s
  * link a sixteenth of 100 ms is 11 segments. */
 #define LW_SOCK_QUEUE_MIN_SEGS 4
-/* Deliveries come bunched: Wi-Fi and cable links acknowledge in aggregates, a client's
- * delayed ACKs cover two segments, and the writer held back is woken only by its timer
- * (libevent's clock is CLOCK_MONOTONIC_COARSE, 4 ms steps here: a wait of 1.5 ms took 4.2).
- * Between two such moments the bottleneck drains what it holds, and with less queued than it
- * sends meanwhile it idles. So the queue the limit allows is at least what deliveries ran ahead
- * of the rate within an epoch (as BBR measures ACK aggregation), and the rate over the writer's
- * shortest wait (LW_SOCK_WAIT_MIN_US). An epoch starts whenever they fall behind the rate, and
- * the most they ran ahead by is kept for this many minimum RTTs, and up to twice that (two
- * slots that take turns). Counted only while
- * the limit is engaged, at most a path's worth (rate x minimum RTT). Across a 20 ms, 10 Mbit/s
- * link, a 3 MB page took 14-26 % longer with the limit than without the optimization, and with
- * the client's packets released every 8 ms 28-39 %; with this, 1 % in both (a script asked for
- * after 1 MB then takes 1.35-1.7 RTT instead of 1.1-1.4; without the optimization, 21-26). */
-#define LW_SOCK_BUNCH_SLOT_RTTS 5
-/* An epoch lasts at most this share of the minimum RTT. */
-#define LW_SOCK_BUNCH_EPOCH_SHARE 4
 /* Shortest window a delivery rate is measured over: several ACKs even on a slow link. */
 #define LW_SOCK_RATE_WINDOW_US 4000
 /* Fewest segments a window must see delivered. On a slow link an eighth of the RTT holds only
