@@ -143,7 +143,6 @@ def set_cc(ns, cc):
         raise RuntimeError(f"congctl {cc} not set: {r.stdout}")
 
 
-
 def start_origin(work, ns_s):
     """The nginx origin in the server namespace, serving work/www; returns once it listens."""
     logfile = work / "origin.log"
