@@ -171,8 +171,9 @@ def _start_linkem(ns_a, ns_b, delay_ms, rate_mbit, *extra):
 
 def _download_through_lowat(lowat_bin, tmp_path, ns_a, ns_b, size, procs):
     """Serve `size` random bytes from an origin in ns_b, with lowat (debug log) in front of it
-    in cleartext, and download them with curl from ns_a. Returns lowat's Proc; appends every
-    process it starts to procs, for the caller to stop."""
+    in cleartext, and download them with curl from ns_a. Returns lowat's Proc and the body's
+    rate in Mbit/s (first byte to last); appends every process it starts to procs, for the
+    caller to stop."""
     www = tmp_path / "www"
     www.mkdir()
     (www / "big.bin").write_bytes(os.urandom(size))
@@ -183,10 +184,12 @@ def _download_through_lowat(lowat_bin, tmp_path, ns_a, ns_b, size, procs):
     lw, m = _start_lowat(lowat_bin, tmp_path, ns_b, f"{ADDR_B}:{m.group(1)}", log_level="debug")
     procs.append(lw)
     p = subprocess.run(_in_ns(ns_a, "curl", "-sS", "--max-time", "30", "-o", "/dev/null",
-                              "-w", "%{http_code} %{size_download}", f"http://{ADDR_B}:{m.group(2)}/big.bin"),
+                              "-w", "%{http_code} %{size_download} %{time_starttransfer} %{time_total}",
+                              f"http://{ADDR_B}:{m.group(2)}/big.bin"),
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=40)
-    assert p.returncode == 0 and p.stdout.decode() == f"200 {size}", (p.stdout, p.stderr)
-    return lw
+    out = p.stdout.decode().split()
+    assert p.returncode == 0 and out[:2] == ["200", str(size)], (p.stdout, p.stderr)
+    return lw, size * 8 / 1e6 / (float(out[3]) - float(out[2]))
 
 
 def _start_test_backend(ns):
@@ -306,7 +309,7 @@ def test_linkem_queue_limit_engages_at_the_link_rate(lowat_bin, tmp_path):
     procs = []
     try:
         procs.append(_start_linkem(ns_a, ns_b, 50, 20))
-        lw = _download_through_lowat(lowat_bin, tmp_path, ns_a, ns_b, 2_000_000, procs)
+        lw, _ = _download_through_lowat(lowat_bin, tmp_path, ns_a, ns_b, 2_000_000, procs)
         held = lw.wait_line(r"queue in the path .*held near ([\d.]+) Mbit/s", 5)
         assert held, f"the limit never engaged:\n{lw.text()[-5000:]}"
         # The fastest delivery rate over eighth-RTT windows: within 6 % of the link in most
@@ -334,13 +337,40 @@ def test_linkem_queue_limit_holds_through_a_long_download(lowat_bin, tmp_path):
         # lowat's sockets are in ns_b: their congestion control is the route's.
         subprocess.run(["ip", "-n", ns_b, "route", "replace", SUBNET, "dev", DEV, "proto", "kernel", "scope", "link",
                         "src", ADDR_B, "congctl", "cubic"], check=True, timeout=10)
-        lw = _download_through_lowat(lowat_bin, tmp_path, ns_a, ns_b, 6_000_000, procs)
+        lw, _ = _download_through_lowat(lowat_bin, tmp_path, ns_a, ns_b, 6_000_000, procs)
         assert lw.wait_line(r"queue in the path", 5), f"the limit never engaged:\n{lw.text()[-5000:]}"
         assert "no longer held" not in lw.text(), lw.text()[-5000:]
         held = lw.wait_line(r"held through a period, .*: in flight held near ([\d.]+) Mbit/s", 5)
         assert held, f"the limit never held through a period:\n{lw.text()[-5000:]}"
         # The samples read 19.31-19.36 on this link; the fastest window 19.79-20.56.
         assert 0.97 * 19.31 <= float(held.group(1)) <= 1.01 * 19.31, held.group(0)
+    finally:
+        _stop_and_clean(procs[::-1], (ns_a, ns_b))
+
+
+def test_linkem_queue_limit_keeps_a_short_batched_path_busy(lowat_bin, tmp_path):
+    """A 20 ms, 10 Mbit/s link whose client side sends only every 8 ms, as Wi-Fi aggregation
+    bunches a client's ACKs: nothing is acknowledged for 8 ms, then 9.6 KB at once. Held back,
+    lowat's writer waits on a timer and comes back after the path has drained the queue the
+    limit allows (a sixteenth of 20 ms), and the link idles: a 3 MB page took 28-39 % longer
+    than without the optimization. The limit must see the path run dry after such waits and
+    allow more queue; lowat logs how much at the first period it holds through."""
+    ns_a, ns_b = f"lw97-{os.getpid()}-a", f"lw97-{os.getpid()}-b"
+    assert not {ns_a, ns_b} & _namespaces(), f"namespaces {ns_a}/{ns_b} exist already"
+    procs = []
+    try:
+        procs.append(_start_linkem(ns_a, ns_b, 10, 10, "--batch-ms-a", 8))
+        subprocess.run(["ip", "-n", ns_b, "route", "replace", SUBNET, "dev", DEV, "proto", "kernel", "scope", "link",
+                        "src", ADDR_B, "congctl", "cubic"], check=True, timeout=10)
+        lw, mbit = _download_through_lowat(lowat_bin, tmp_path, ns_a, ns_b, 3_000_000, procs)
+        assert lw.wait_line(r"queue in the path", 5), f"the limit never engaged:\n{lw.text()[-5000:]}"
+        # 10 Mbit/s of 1500-byte packets carry 9.65 Mbit/s of payload. The body came at 9.2-9.5;
+        # before the limit allowed for the writer's late returns, at 6.6-7.0.
+        assert mbit >= 0.9 * 9.65, f"the body came at {mbit:.2f} Mbit/s: the link idled"
+        held = lw.wait_line(r"held through a period, .*; ([\d.]+) KB more queued for the writer's late returns", 5)
+        assert held, f"the limit never held through a period:\n{lw.text()[-5000:]}"
+        # Logged 5.6-10 KB: an aggregate is 9.6 KB, and a sixteenth of the path 1.5.
+        assert float(held.group(1)) >= 3, held.group(0)
     finally:
         _stop_and_clean(procs[::-1], (ns_a, ns_b))
 

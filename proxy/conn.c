@@ -401,9 +401,10 @@ static struct lw_sock_budget write_budget(struct lw_conn *c)
                 }
                 if (!was_judged && c->path.judged_once && !c->path.unsuited) {
                     lw_log_debug("%s: held through a period, the kernel's rate samples reach %.2f Mbit/s (the "
-                                 "fastest window %.2f): in flight held near %.2f Mbit/s x min rtt",
+                                 "fastest window %.2f): in flight held near %.2f Mbit/s x min rtt; %.1f KB more "
+                                 "queued for the writer's late returns",
                                  c->peer_str, c->path.sample_rate * 8 / 1e6, c->path.rate * 8 / 1e6,
-                                 st.path_rate * 8 / 1e6);
+                                 st.path_rate * 8 / 1e6, c->path.slack / 1e3);
                 }
             }
             struct lw_sock_budget_cfg cfg = c->budget_cfg;
@@ -548,6 +549,7 @@ static void flush(struct lw_conn *c)
                         struct timeval tv = {budget.wait_us / 1000000u, (suseconds_t)(budget.wait_us % 1000000u)};
                         event_add(c->flush_ev, &tv);
                         c->flush_soon = false;
+                        lw_sock_path_wait(&c->path);
                     } else {
                         /* The kernel still holds unsent bytes: LOWAT wakes us when they have gone. */
                         event_add(c->wev, NULL);

@@ -144,6 +144,8 @@ static size_t limit_to_path(const struct lw_sock_tcp_state *st, const struct lw_
         uint64_t allowed = window_cap > bdp ? window_cap - bdp : 0;
         queue = LW_MAX(queue, LW_MIN((uint64_t)LW_SOCK_QUEUE_MIN_SEGS * mss, allowed));
     }
+    /* And what the writer's late returns have needed (lw_sock_path_wait), up to a path's worth. */
+    queue = LW_MAX(queue, LW_MIN(queue + st->path_slack, bdp));
     uint64_t cap = bdp + queue + 2 * mss;
     uint64_t held = (uint64_t)st->unacked * mss + st->notsent_bytes;
     uint64_t room = cap > held ? (cap - held) / mss * payload : 0;
@@ -344,6 +346,23 @@ void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, u
     p->tokens_us = now_us;
     p->sample_rate = LW_MAX(p->sample_rate, st->delivery_rate);
     measure(p, st, now_us);
+    if (p->engaged && !p->unsuited && st->min_rtt_us != 0) {
+        if (now_us - p->slack_us >= st->min_rtt_us) {
+            p->slack -= p->slack / LW_SOCK_SLACK_DECAY;
+            p->slack_us = now_us;
+        }
+        uint64_t path = limit_rate(p) * st->min_rtt_us / 1000000u;
+        uint64_t in_flight = (uint64_t)st->unacked * st->mss + st->notsent_bytes;
+        /* Counted only where the path was full when the writer went to wait (not while slow
+         * start's gaps, or the pacer, kept it below), and where the kernel's window had room
+         * when it came back (a loss's cut of the window is TCP's doing). */
+        if (p->waited && p->read_in_flight >= p->read_path && st->cwnd > st->unacked) {
+            p->shortfall = in_flight < p->read_path ? p->read_path - in_flight : 0;
+        }
+        p->read_path = path;
+        p->read_in_flight = in_flight;
+    }
+    p->waited = false;
     /* The budget of this same read sees a rate that this window just raised: on a slow link a
      * window takes tens of milliseconds, and a limit engaged on a rate measured low, held to it
      * until the next read, let the path idle. */
@@ -351,12 +370,24 @@ void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, u
         st->path_rate = limit_rate(p);
         st->pace_tokens = p->tokens;
         st->path_window_rate = p->judged_once ? p->rate : 0;
+        st->path_slack = p->slack;
     }
 }
 
 void lw_sock_path_spend(struct lw_sock_path *p, uint64_t bytes)
 {
     p->tokens = p->tokens > bytes ? p->tokens - bytes : 0;
+    if (bytes > 0 && p->shortfall > 0) {
+        /* The writer had bytes for the path that ran dry: its returns starved it. */
+        p->slack = LW_MIN(p->slack + p->shortfall, p->read_path);
+        p->slack_us = p->tokens_us;
+    }
+    p->shortfall = 0;
+}
+
+void lw_sock_path_wait(struct lw_sock_path *p)
+{
+    p->waited = true;
 }
 
 int lw_sock_read_tcp_state(int fd, struct lw_sock_tcp_state *st)
@@ -379,6 +410,7 @@ int lw_sock_read_tcp_state(int fd, struct lw_sock_tcp_state *st)
     st->delivery_rate = ti.tcpi_delivery_rate;
     st->path_rate = 0;
     st->path_window_rate = 0;
+    st->path_slack = 0;
     st->pace_tokens = UINT64_MAX;
     return 0;
 }

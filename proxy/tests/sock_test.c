@@ -445,5 +445,62 @@ int main(void)
     es.path_rate = 0;
     lw_sock_path_update(&ep, &es, t + 149000);
     TAP_EQ_INT(es.path_rate, 16ull * 1448 * 1000000 / 57000, "from the next window on, the rate measured");
+
+    /* A 20 ms, 10 Mbit/s path, held: rate x minimum RTT is 25,000 bytes. The writer goes to
+     * wait for room on a timer with the path full (20 segments in flight) and comes back late,
+     * with 12 segments in flight: 7,624 bytes short of the path. */
+    struct lw_sock_path wp = {.rate = 1250000, .engaged = true, .win_us = t, .win_delivered = 500, .tokens_us = t,
+                              .check_us = t, .check_rate = 1250000, .slack_us = t};
+    struct lw_sock_tcp_state ws = {.rtt_us = 21000, .min_rtt_us = 20000, .cwnd = 40, .unacked = 12, .mss = 1448,
+                                   .delivered = 500, .pace_tokens = UINT64_MAX};
+    const uint64_t short_by = 25000 - 12 * 1448;
+    uint64_t wt = t;
+#define WAIT_AND_RETURN(full_segs, back_segs, written)                                                               \
+    do {                                                                                                             \
+        ws.unacked = (full_segs);                                                                                    \
+        lw_sock_path_update(&wp, &ws, wt += 1000);                                                                   \
+        lw_sock_path_wait(&wp);                                                                                      \
+        ws.unacked = (back_segs);                                                                                    \
+        lw_sock_path_update(&wp, &ws, wt += 3000);                                                                   \
+        lw_sock_path_spend(&wp, (written));                                                                          \
+    } while (0)
+    lw_sock_path_update(&wp, &ws, wt += 1000);
+    lw_sock_path_update(&wp, &ws, wt += 1000);
+    lw_sock_path_spend(&wp, 1426);
+    TAP_EQ_INT(wp.slack, 0, "in flight short of the path without a wait for room: no slack");
+    WAIT_AND_RETURN(20, 12, 0);
+    TAP_EQ_INT(wp.slack, 0, "short after a wait, but nothing to write: the path was not starved");
+    ws.cwnd = 12;
+    WAIT_AND_RETURN(20, 12, 1426);
+    TAP_EQ_INT(wp.slack, 0, "short after a wait, with the kernel's window full: TCP held it, not the limit");
+    ws.cwnd = 40;
+    WAIT_AND_RETURN(14, 12, 1426);
+    TAP_EQ_INT(wp.slack, 0, "short after a wait that began short (the pacer's, or slow start's gaps): no slack");
+    WAIT_AND_RETURN(20, 12, 1426);
+    TAP_EQ_INT(wp.slack, short_by, "full, then short after a wait with bytes to write: the queue allowed grows by it");
+    WAIT_AND_RETURN(20, 12, 1426);
+    TAP_EQ_INT(ws.path_slack, short_by, "the next read's budget allows it");
+    TAP_EQ_INT(wp.slack, 2 * short_by, "short again: it grows again");
+    wt += 20000;
+    WAIT_AND_RETURN(20, 18, 1426);
+    TAP_EQ_INT(wp.slack, 2 * short_by - 2 * short_by / LW_SOCK_SLACK_DECAY,
+               "a minimum RTT without a shortfall: it shrinks by an eighth");
+    for (int i = 0; i < 10; i++) {
+        WAIT_AND_RETURN(20, 0, 1426);
+    }
+    TAP_EQ_INT(wp.slack, 25000, "never more than a path's worth");
+#undef WAIT_AND_RETURN
+    /* The budget: a sixteenth of the path and its slack, at most a path's worth of queue. */
+    struct lw_sock_budget_cfg held_cfg = cubic_tls13;
+    held_cfg.queue_limit = true;
+    struct lw_sock_tcp_state hs2 = {.rtt_us = 21000, .min_rtt_us = 20000, .cwnd = 80, .unacked = 12, .mss = 1448,
+                                    .path_rate = 1250000, .pace_tokens = UINT64_MAX, .path_slack = 5000};
+    b = lw_sock_budget_compute(&hs2, &held_cfg, 0);
+    TAP_EQ_INT(b.bytes, (25000 + 25000 / 16 + 5000 + 2 * 1448 - 12 * 1448) / 1448 * (1448 - 22),
+               "slack adds to the queue allowed");
+    hs2.path_slack = 100000;
+    b = lw_sock_budget_compute(&hs2, &held_cfg, 0);
+    TAP_EQ_INT(b.bytes, (25000 + 25000 + 2 * 1448 - 12 * 1448) / 1448 * (1448 - 22),
+               "no more than a path's worth of queue");
     return tap_done();
 }
