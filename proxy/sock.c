@@ -347,10 +347,12 @@ void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, u
     p->sample_rate = LW_MAX(p->sample_rate, st->delivery_rate);
     measure(p, st, now_us);
     if (p->engaged && !p->unsuited && st->min_rtt_us != 0) {
-        if (now_us - p->slack_us >= st->min_rtt_us) {
-            p->slack -= p->slack / LW_SOCK_SLACK_DECAY;
-            p->slack_us = now_us;
+        /* An eighth off per minimum RTT since, however long the connection was quiet. */
+        uint64_t rtts = (now_us - p->slack_us) / st->min_rtt_us;
+        for (uint64_t i = 0; i < rtts && p->slack != 0; i++) {
+            p->slack -= LW_MAX(p->slack / LW_SOCK_SLACK_DECAY, 1u);
         }
+        p->slack_us += rtts * st->min_rtt_us;
         uint64_t path = limit_rate(p) * st->min_rtt_us / 1000000u;
         uint64_t in_flight = (uint64_t)st->unacked * st->mss + st->notsent_bytes;
         /* Counted only where the path was full when the writer went to wait (not while slow

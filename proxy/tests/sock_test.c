@@ -489,6 +489,11 @@ int main(void)
         WAIT_AND_RETURN(20, 0, 1426);
     }
     TAP_EQ_INT(wp.slack, 25000, "never more than a path's worth");
+    ws.unacked = 18;
+    lw_sock_path_update(&wp, &ws, wt += 40000);
+    TAP_EQ_INT(wp.slack, 25000 - 3125 - (25000 - 3125) / 8, "two minimum RTTs later, two eighths off");
+    lw_sock_path_update(&wp, &ws, wt += 10000000);
+    TAP_EQ_INT(wp.slack, 0, "after a quiet spell, none");
 #undef WAIT_AND_RETURN
     /* The budget: a sixteenth of the path and its slack, at most a path's worth of queue. */
     struct lw_sock_budget_cfg held_cfg = cubic_tls13;
