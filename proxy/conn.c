@@ -401,8 +401,8 @@ static struct lw_sock_budget write_budget(struct lw_conn *c)
                 }
                 if (!was_judged && c->path.judged_once && !c->path.unsuited) {
                     lw_log_debug("%s: held through a period, the kernel's rate samples reach %.2f Mbit/s (the "
-                                 "fastest window %.2f): in flight held near %.2f Mbit/s x min rtt; %.1f KB more "
-                                 "queued for the writer's late returns",
+                                 "fastest window %.2f): in flight held near %.2f Mbit/s x min rtt; %.1f KB of slack "
+                                 "for the writer's late returns",
                                  c->peer_str, c->path.sample_rate * 8 / 1e6, c->path.rate * 8 / 1e6,
                                  st.path_rate * 8 / 1e6, c->path.slack / 1e3);
                 }

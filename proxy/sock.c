@@ -346,6 +346,7 @@ void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, u
     p->tokens_us = now_us;
     p->sample_rate = LW_MAX(p->sample_rate, st->delivery_rate);
     measure(p, st, now_us);
+    p->shortfall = 0; /* each read's own: spent, or not, by the pass that follows it */
     if (p->engaged && !p->unsuited && st->min_rtt_us != 0) {
         /* An eighth off per minimum RTT since, however long the connection was quiet. */
         uint64_t rtts = (now_us - p->slack_us) / st->min_rtt_us;

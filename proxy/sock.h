@@ -37,7 +37,7 @@ struct lw_sock_tcp_state {
     uint64_t path_rate;   /* bytes per second the path delivers; 0: no limit */
     uint64_t pace_tokens; /* bytes the pacer allows now */
     uint64_t path_window_rate; /* the fastest window's, once a period has been judged; 0 before */
-    uint64_t path_slack;  /* bytes of queue allowed beyond the sixteenth (struct lw_sock_path) */
+    uint64_t path_slack;  /* bytes added to the queue allowed (lw_sock_path_wait) */
 };
 
 /*
@@ -72,8 +72,8 @@ struct lw_sock_path {
     uint64_t read_path;     /* at the last read: rate x minimum RTT, in bytes */
     uint64_t read_in_flight; /* and the bytes in flight and unsent */
     uint64_t shortfall;     /* bytes in flight fell short of the path's on the read after that wait */
-    uint64_t slack;         /* bytes of queue allowed beyond the sixteenth for such returns */
-    uint64_t slack_us;      /* when slack last grew or shrank */
+    uint64_t slack;         /* bytes added to the queue allowed for such returns */
+    uint64_t slack_us;      /* when it last grew, or the start of its current minimum RTT of shrinking */
 };
 /* Writes are paced at this multiple (in quarters) of the measured rate: the ACK-clocked
  * rounds of slow start send at twice the rate the ACKs return, in bursts that queue at the
@@ -120,8 +120,8 @@ struct lw_sock_path {
 /* The slack for late returns shrinks by 1/this each minimum RTT without a shortfall. */
 #define LW_SOCK_SLACK_DECAY 8
 /* Update the path from a TCP_INFO read taken at now_us (monotonic): the rate, the pacer and
- * whether the limit is engaged. While it is, sets st->path_rate, st->path_window_rate and
- * st->pace_tokens for lw_sock_budget_compute. Every two minimum RTTs while a queue remains, the
+ * whether the limit is engaged. While it is, sets st->path_rate, st->path_window_rate,
+ * st->path_slack and st->pace_tokens for lw_sock_budget_compute. Every two minimum RTTs while a queue remains, the
  * limit is judged: if the path delivered under 7/8 of its rate, the queue is not this connection's
  * (another flow's, or a minimum RTT gone stale after a route change) and holding back only costs
  * it throughput, so the limit turns off for the connection; or the rate was read high. A window of
@@ -155,7 +155,8 @@ struct lw_sock_path {
  * rate then becomes what it delivered (a fluid model of the judge, RTT 1.18-1.20 x the minimum:
  * 80-82 % of the path, against 93-95 % with the window's rate alone). */
 void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, uint64_t now_us);
-/* Take bytes written from the pacer's allowance. */
+/* Take bytes written from the pacer's allowance; bytes written after a wait that starved the
+ * path grow the slack (lw_sock_path_wait). */
 void lw_sock_path_spend(struct lw_sock_path *p, uint64_t bytes);
 /*
  * The writer, held back by the limit with nothing unsent, waits on a timer for room (the

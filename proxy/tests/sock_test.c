@@ -464,12 +464,23 @@ int main(void)
         lw_sock_path_update(&wp, &ws, wt += 3000);                                                                   \
         lw_sock_path_spend(&wp, (written));                                                                          \
     } while (0)
+    ws.unacked = 20;
     lw_sock_path_update(&wp, &ws, wt += 1000);
+    ws.unacked = 12;
     lw_sock_path_update(&wp, &ws, wt += 1000);
     lw_sock_path_spend(&wp, 1426);
-    TAP_EQ_INT(wp.slack, 0, "in flight short of the path without a wait for room: no slack");
+    TAP_EQ_INT(wp.slack, 0, "full, then short without a wait for room: no slack");
     WAIT_AND_RETURN(20, 12, 0);
     TAP_EQ_INT(wp.slack, 0, "short after a wait, but nothing to write: the path was not starved");
+    ws.unacked = 20;
+    lw_sock_path_update(&wp, &ws, wt += 1000);
+    lw_sock_path_wait(&wp);
+    ws.unacked = 12;
+    lw_sock_path_update(&wp, &ws, wt += 3000); /* short after a wait; the pass writes nothing, */
+    ws.unacked = 20;
+    lw_sock_path_update(&wp, &ws, wt += 1000); /* and a later pass, after no wait, does */
+    lw_sock_path_spend(&wp, 1426);
+    TAP_EQ_INT(wp.slack, 0, "a shortfall is the next pass's to spend, not a later one's");
     ws.cwnd = 12;
     WAIT_AND_RETURN(20, 12, 1426);
     TAP_EQ_INT(wp.slack, 0, "short after a wait, with the kernel's window full: TCP held it, not the limit");
