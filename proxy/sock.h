@@ -121,8 +121,8 @@ struct lw_sock_path {
 #define LW_SOCK_SLACK_DECAY 8
 /* Update the path from a TCP_INFO read taken at now_us (monotonic): the rate, the pacer and
  * whether the limit is engaged. While it is, sets st->path_rate, st->path_window_rate,
- * st->path_slack and st->pace_tokens for lw_sock_budget_compute. Every two minimum RTTs while a queue remains, the
- * limit is judged: if the path delivered under 7/8 of its rate, the queue is not this connection's
+ * st->path_slack and st->pace_tokens for lw_sock_budget_compute. Every two minimum RTTs
+ * while a queue remains, the limit is judged: if the path delivered under 7/8 of its rate, the queue is not this connection's
  * (another flow's, or a minimum RTT gone stale after a route change) and holding back only costs
  * it throughput, so the limit turns off for the connection; or the rate was read high. A window of
  * an eighth of the RTT reads high when ACKs come bunched (across a 100 ms, 20 Mbit/s link whose
@@ -161,14 +161,14 @@ void lw_sock_path_spend(struct lw_sock_path *p, uint64_t bytes);
 /*
  * The writer, held back by the limit with nothing unsent, waits on a timer for room (the
  * budget's wait_us). It comes back late: the loop's clock (libevent reads
- * CLOCK_MONOTONIC_COARSE, whose steps are the kernel's tick, 4 ms here) wakes it up to a step
- * after the time asked, and a client whose ACKs come in aggregates (Wi-Fi) acknowledges nothing
- * for several milliseconds, then much at once. Meanwhile the path drains the queue the limit
- * allowed, and on a short path a sixteenth of the RTT is less than a step: across 20 ms at 10
- * Mbit/s the link idled, and a 3 MB page took 14-26 % longer than with the optimization off
- * (28-39 % with 8 ms aggregates). So when the path was full (rate x minimum RTT in flight) as
- * the writer went to wait, the read after the wait tells how far what is in flight fell short
- * of it (below it, the bottleneck has run dry), and if the writer then had bytes to send
+ * CLOCK_MONOTONIC_COARSE, whose steps are the kernel's tick: 4 ms at HZ=250) wakes it up to a
+ * step after the time asked, and a client whose ACKs come in aggregates (Wi-Fi) acknowledges
+ * nothing for several milliseconds, then much at once. Meanwhile the path drains the queue the
+ * limit allowed, and on a short path a sixteenth of the RTT is less than a step: across 20 ms
+ * at 10 Mbit/s the link idled, and a 3 MB page took 14-26 % longer than with the optimization
+ * off (28-39 % with 8 ms aggregates). So when the path was full (rate x minimum RTT in flight)
+ * as the writer went to wait, the read after the wait tells how far what is in flight fell
+ * short of it (below it, the bottleneck has run dry), and if the writer then had bytes to send
  * (lw_sock_path_spend), the queue allowed grows by that much, up to a path's worth: it grows
  * only where the writer's returns actually starved the path, not where they merely could (a
  * measure of ACK aggregation alone, as BBR keeps, made a script on an unbatched 100 ms path
