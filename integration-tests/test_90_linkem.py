@@ -348,6 +348,59 @@ def test_linkem_queue_limit_holds_through_a_long_download(lowat_bin, tmp_path):
         _stop_and_clean(procs[::-1], (ns_a, ns_b))
 
 
+_KEEPALIVE_CLIENT = """
+import http.client, json, sys, time
+host, port, path, n, pause = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
+conn = http.client.HTTPConnection(host, port, timeout=20)
+got = []
+for i in range(n):
+    if i:
+        time.sleep(pause)
+    conn.request("GET", path)
+    r = conn.getresponse()
+    got.append([r.status, len(r.read())])
+print(json.dumps(got))
+"""
+
+
+def test_linkem_queue_limit_survives_idle_spells(lowat_bin, tmp_path):
+    """Responses of 300 KB on one keep-alive connection across a 40 ms, 20 Mbit/s link, 150 ms
+    apart: the first one's slow start engages the limit. Each later response starts from an
+    empty path, and its first round trip delivers only what was in flight: under the rate
+    without any queue but this connection's. Judged as short, two such periods in a row turned
+    the limit off for good, and the connection filled the link's queue from then on."""
+    ns_a, ns_b = f"lw98-{os.getpid()}-a", f"lw98-{os.getpid()}-b"
+    assert not {ns_a, ns_b} & _namespaces(), f"namespaces {ns_a}/{ns_b} exist already"
+    procs = []
+    size, count = 300_000, 8
+    try:
+        procs.append(_start_linkem(ns_a, ns_b, DELAY_MS, 20))
+        subprocess.run(["ip", "-n", ns_b, "route", "replace", SUBNET, "dev", DEV, "proto", "kernel", "scope", "link",
+                        "src", ADDR_B, "congctl", "cubic"], check=True, timeout=10)
+        www = tmp_path / "www"
+        www.mkdir()
+        (www / "big.bin").write_bytes(os.urandom(size))
+        origin = Proc(_in_ns(ns_b, "/usr/bin/python3", "-u", "-m", "http.server", "--bind", ADDR_B, "--directory", www,
+                             0))
+        procs.append(origin)
+        m = origin.wait_line(r"port (\d+)", 10 * SLOW)
+        assert m, f"the origin did not start:\n{origin.text()}"
+        lw, m = _start_lowat(lowat_bin, tmp_path, ns_b, f"{ADDR_B}:{m.group(1)}", log_level="debug")
+        procs.append(lw)
+        p = subprocess.run(_in_ns(ns_a, "/usr/bin/python3", "-c", _KEEPALIVE_CLIENT, ADDR_B, m.group(2), "/big.bin",
+                                  count, 0.15),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        assert p.returncode == 0, p.stderr.decode(errors="replace")
+        assert json.loads(p.stdout) == [[200, size]] * count
+        assert lw.wait_line(r"queue in the path", 5), f"the limit never engaged:\n{lw.text()[-5000:]}"
+        # Before periods that began with an empty path went unjudged, "no longer held" came at
+        # the third or fourth response.
+        assert "no longer held" not in lw.text(), lw.text()[-5000:]
+        assert len(re.findall(r": accepted", lw.text())) == 1, "the client's connection was not kept alive"
+    finally:
+        _stop_and_clean(procs[::-1], (ns_a, ns_b))
+
+
 def test_linkem_queue_limit_keeps_a_short_batched_path_busy(lowat_bin, tmp_path):
     """A 20 ms, 10 Mbit/s link whose client side sends only every 8 ms, as Wi-Fi aggregation
     bunches a client's ACKs: nothing is acknowledged for 8 ms, then 9.6 KB at once. Held back,

@@ -61,6 +61,7 @@ struct lw_sock_path {
     uint64_t engaged_us;    /* when the limit engaged */
     uint64_t check_us;      /* start of the current period judged while engaged */
     uint64_t check_rate;    /* the rate when it began */
+    bool check_unfilled;    /* it began with less than the path's worth in flight (not judged) */
     uint64_t flight_rate;   /* from engaging until the next window: a floor under rate (lw_sock_path_update) */
     uint64_t tokens;        /* pacer: bytes that may be written now */
     uint64_t tokens_us;     /* when they were last topped up */
@@ -131,9 +132,12 @@ struct lw_sock_path {
  * the limit turns off only if the next period judged falls short of that too (behind another
  * flow's queue, what the limit holds in flight delivers less each period). Not judged: a period
  * that began within an RTT of engaging (what it delivers was sent before the limit held anything
- * back), and one that ends with less than the rate held to x minimum RTT in flight (then the limit
- * is not what holds the connection back: slow start's own bursts can engage it with the path half
- * full, and the path delivers under the rate until the window has grown). The rate judged against
+ * back), one that began with less than the rate held to x minimum RTT in flight (its first RTT
+ * delivers only what was in flight: a response after an idle spell starts from an empty path, and
+ * two such periods in a row, each read as short, turned the limit off for good), and one that ends
+ * with less than the rate held to x minimum RTT in flight (then the limit is not what holds the
+ * connection back: slow start's own bursts can engage it with the path half full, and the path
+ * delivers under the rate until the window has grown). The rate judged against
  * is the one held to when the period began, if lower: on a slow link the first flight alone can
  * engage the limit while slow start has yet to fill the path, and the rate measured on the way up
  * is not one the period could have delivered. The rate can also be measured low when the limit

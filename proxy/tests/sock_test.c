@@ -311,6 +311,26 @@ int main(void)
         lw_sock_path_update(&ok, &os, t + (uint64_t)i * 12500);
     }
     TAP_OK(!ok.unsuited, "delivering at the rate with a small queue: the limit stays");
+    /* A response after an idle spell: the smoothed RTT still shows the last response's queue,
+     * and the period begins with nothing in flight. Its first RTT delivers nothing, its second
+     * the rate: half of it over the period, which is not a verdict on the queue. */
+    struct lw_sock_path idle = {.rate = rate, .engaged = true, .win_us = t, .check_us = t - 300000,
+                                .check_rate = rate, .short_once = true};
+    struct lw_sock_tcp_state is = us;
+    is.unacked = 0;
+    is.delivered = 20; /* the last window before the idle spell closes at the first read */
+    lw_sock_path_update(&idle, &is, t + 12500);
+    TAP_OK(idle.check_unfilled && idle.check_us == t + 12500, "a period that begins with the path empty...");
+    is.unacked = 178;
+    for (int i = 2; i <= 9; i++) {
+        lw_sock_path_update(&idle, &is, t + (uint64_t)i * 12500); /* its first RTT: nothing delivered */
+    }
+    for (int i = 10; i <= 17; i++) {
+        is.delivered += 20;
+        lw_sock_path_update(&idle, &is, t + (uint64_t)i * 12500);
+    }
+    TAP_OK(!idle.unsuited && idle.rate == rate && idle.check_us == t + 17 * 12500 && !idle.check_unfilled,
+           "...is not judged, even after a short one: the limit stays, at its rate");
 
     /* A rate read 5 % high (2.44 MB/s on a path of 2.32 MB/s): not short of it by an eighth, so
      * no verdict. The kernel's rate samples say 2.32 MB/s; the limit holds to them once a period
