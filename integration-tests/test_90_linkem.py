@@ -401,6 +401,59 @@ def test_linkem_queue_limit_survives_idle_spells(lowat_bin, tmp_path):
         _stop_and_clean(procs[::-1], (ns_a, ns_b))
 
 
+def _wakeups(pid):
+    """Voluntary context switches of all of a process's threads: one per wait it ends."""
+    total = 0
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        m = re.search(r"^voluntary_ctxt_switches:\s+(\d+)", status.read_text(), re.M)
+        total += int(m.group(1)) if m else 0
+    return total
+
+
+def test_linkem_queue_limit_sleeps_while_the_client_is_gone(lowat_bin, tmp_path):
+    """A download across a 40 ms, 20 Mbit/s link with the limit engaged, then the client's side
+    of the link goes down: nothing is acknowledged any more, TCP retransmits on its backed-off
+    timer. Held back by the limit with nothing unsent, lowat's writer waits on a timer, and
+    polled every few milliseconds until TCP gave up (about 15 minutes); with TCP in loss
+    recovery the limit steps aside, the writer leaves one segment with TCP and sleeps until the
+    socket says writable."""
+    ns_a, ns_b = f"lw99-{os.getpid()}-a", f"lw99-{os.getpid()}-b"
+    assert not {ns_a, ns_b} & _namespaces(), f"namespaces {ns_a}/{ns_b} exist already"
+    procs = []
+    curl = None
+    try:
+        procs.append(_start_linkem(ns_a, ns_b, DELAY_MS, 20))
+        subprocess.run(["ip", "-n", ns_b, "route", "replace", SUBNET, "dev", DEV, "proto", "kernel", "scope", "link",
+                        "src", ADDR_B, "congctl", "cubic"], check=True, timeout=10)
+        www = tmp_path / "www"
+        www.mkdir()
+        (www / "big.bin").write_bytes(os.urandom(20_000_000))
+        origin = Proc(_in_ns(ns_b, "/usr/bin/python3", "-u", "-m", "http.server", "--bind", ADDR_B, "--directory", www,
+                             0))
+        procs.append(origin)
+        m = origin.wait_line(r"port (\d+)", 10 * SLOW)
+        assert m, f"the origin did not start:\n{origin.text()}"
+        lw, m = _start_lowat(lowat_bin, tmp_path, ns_b, f"{ADDR_B}:{m.group(1)}", log_level="debug")
+        procs.append(lw)
+        curl = subprocess.Popen(_in_ns(ns_a, "curl", "-sS", "--max-time", "20", "-o", "/dev/null",
+                                       f"http://{ADDR_B}:{m.group(2)}/big.bin"),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert lw.wait_line(r"queue in the path", 5), f"the limit never engaged:\n{lw.text()[-5000:]}"
+        time.sleep(0.3)
+        subprocess.run(["ip", "-n", ns_a, "link", "set", DEV, "down"], check=True, timeout=10)
+        time.sleep(1.5)  # the first retransmission timeouts (200 ms, 400 ms, 800 ms)
+        before = _wakeups(lw.proc.pid)
+        time.sleep(2)
+        woke = _wakeups(lw.proc.pid) - before
+        # Polling on its timer (a quarter of the minimum RTT), it woke 486-643 times; now once.
+        assert woke < 40, f"lowat woke {woke} times in 2 s with nothing acknowledged"
+    finally:
+        if curl is not None:
+            curl.kill()
+            curl.wait(10)
+        _stop_and_clean(procs[::-1], (ns_a, ns_b))
+
+
 def test_linkem_queue_limit_keeps_a_short_batched_path_busy(lowat_bin, tmp_path):
     """A 20 ms, 10 Mbit/s link whose client side sends only every 8 ms, as Wi-Fi aggregation
     bunches a client's ACKs: nothing is acknowledged for 8 ms, then 9.6 KB at once. Held back,

@@ -127,6 +127,14 @@ static size_t limit_to_path(const struct lw_sock_tcp_state *st, const struct lw_
                             size_t bytes, uint32_t *wait_us)
 {
     uint64_t min_rtt = st->min_rtt_us;
+    /* After a retransmission timeout TCP sends only as the peer acknowledges, and a peer that
+     * has gone acknowledges nothing: held back with nothing unsent, the writer would wake on
+     * its timer every few milliseconds until TCP gives up (minutes). TCP's window is what
+     * holds the connection back then; the one segment the budget leaves unsent makes the
+     * socket's writable event the wake-up. */
+    if (st->in_loss) {
+        return bytes;
+    }
     if (st->path_rate == 0 || min_rtt < LW_MAX((uint64_t)cfg->min_rtt_us, (uint64_t)LW_SOCK_LIMIT_MIN_RTT_US) ||
         st->rtt_us <= min_rtt + min_rtt / LW_SOCK_HOLD_SHARE) {
         return bytes;
@@ -412,6 +420,7 @@ int lw_sock_read_tcp_state(int fd, struct lw_sock_tcp_state *st)
     st->min_rtt_us = ti.tcpi_min_rtt == UINT32_MAX ? 0 : ti.tcpi_min_rtt;
     st->delivered = ti.tcpi_delivered;
     st->delivery_rate = ti.tcpi_delivery_rate;
+    st->in_loss = ti.tcpi_ca_state == TCP_CA_Loss;
     st->path_rate = 0;
     st->path_window_rate = 0;
     st->path_slack = 0;

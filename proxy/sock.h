@@ -33,6 +33,7 @@ struct lw_sock_tcp_state {
     uint32_t min_rtt_us;  /* the kernel's windowed minimum RTT; 0 when unknown */
     uint32_t delivered;   /* segments the peer has received (acknowledged or SACKed) so far */
     uint64_t delivery_rate; /* bytes per second: the kernel's latest delivery rate sample; 0: none */
+    bool in_loss;           /* recovering from a retransmission timeout (TCP_CA_Loss) */
     /* Not from TCP_INFO: lw_sock_path_update fills these while the path limit is engaged. */
     uint64_t path_rate;   /* bytes per second the path delivers; 0: no limit */
     uint64_t pace_tokens; /* bytes the pacer allows now */

@@ -185,6 +185,13 @@ int main(void)
     b = lw_sock_budget_compute(&q, &limited, 0);
     TAP_OK(b.bytes == 0 && b.wait_us == 0, "at the limit with bytes unsent: the socket wakes the writer, no timer");
     q.notsent_bytes = 0;
+    q.in_loss = true; /* a retransmission timeout: the peer has stopped acknowledging */
+    q.cwnd = 1;
+    b = lw_sock_budget_compute(&q, &limited, 0);
+    TAP_OK(b.bytes == 1448 - 22 && b.wait_us == 0,
+           "in loss recovery: one segment left with TCP, the socket wakes the writer, no timer");
+    q.in_loss = false;
+    q.cwnd = 240;
     q.rtt_us = 103000; /* the queue has gone (within 1/32 of the minimum): a rate too low must not hold */
     TAP_EQ_INT(lw_sock_budget_compute(&q, &limited, 0).bytes, 61 * (1448 - 22), "no queue left: the window decides");
     q.rtt_us = 106000;
