@@ -377,7 +377,9 @@ static struct lw_sock_budget write_budget(struct lw_conn *c)
         c->bytes_since_idle = 0;
     }
     bool small = c->bytes_since_idle < SMALL_RECORD_BYTES;
-    if (c->budget_cfg.enabled && c->skip_tcp_info == 0) {
+    /* Closing: what is left (a GOAWAY, the end of a response) goes at once. Held back, it
+     * would not go at all: flush lingers once a pass produces nothing more. */
+    if (c->budget_cfg.enabled && c->skip_tcp_info == 0 && !c->closing) {
         struct lw_sock_tcp_state st;
         if (lw_sock_read_tcp_state(c->fd, &st) == 0) {
             c->rtt_us = st.rtt_us;
