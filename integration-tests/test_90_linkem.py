@@ -169,11 +169,10 @@ def _start_linkem(ns_a, ns_b, delay_ms, rate_mbit, *extra):
     return linkem
 
 
-def _download_through_lowat(lowat_bin, tmp_path, ns_a, ns_b, size, procs):
-    """Serve `size` random bytes from an origin in ns_b, with lowat (debug log) in front of it
-    in cleartext, and download them with curl from ns_a. Returns lowat's Proc and the body's
-    rate in Mbit/s (first byte to last); appends every process it starts to procs, for the
-    caller to stop."""
+def _serve_through_lowat(lowat_bin, tmp_path, ns_b, size, procs):
+    """Serve `size` random bytes as /big.bin from an origin in ns_b, with lowat (debug log) in
+    front of it in cleartext. Returns lowat's Proc and port; appends every process it starts to
+    procs, for the caller to stop."""
     www = tmp_path / "www"
     www.mkdir()
     (www / "big.bin").write_bytes(os.urandom(size))
@@ -183,13 +182,26 @@ def _download_through_lowat(lowat_bin, tmp_path, ns_a, ns_b, size, procs):
     assert m, f"the origin did not start:\n{origin.text()}"
     lw, m = _start_lowat(lowat_bin, tmp_path, ns_b, f"{ADDR_B}:{m.group(1)}", log_level="debug")
     procs.append(lw)
+    return lw, m.group(2)
+
+
+def _download_through_lowat(lowat_bin, tmp_path, ns_a, ns_b, size, procs):
+    """Download /big.bin of _serve_through_lowat with curl from ns_a. Returns lowat's Proc and
+    the body's rate in Mbit/s (first byte to last)."""
+    lw, port = _serve_through_lowat(lowat_bin, tmp_path, ns_b, size, procs)
     p = subprocess.run(_in_ns(ns_a, "curl", "-sS", "--max-time", "30", "-o", "/dev/null",
                               "-w", "%{http_code} %{size_download} %{time_starttransfer} %{time_total}",
-                              f"http://{ADDR_B}:{m.group(2)}/big.bin"),
+                              f"http://{ADDR_B}:{port}/big.bin"),
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=40)
     out = p.stdout.decode().split()
     assert p.returncode == 0 and out[:2] == ["200", str(size)], (p.stdout, p.stderr)
     return lw, size * 8 / 1e6 / max(float(out[3]) - float(out[2]), 1e-6)
+
+
+def _set_cc(ns, cc):
+    """The congestion control of the sockets in ns (the sysctl is not writable in a namespace)."""
+    subprocess.run(["ip", "-n", ns, "route", "replace", SUBNET, "dev", DEV, "proto", "kernel", "scope", "link",
+                    "src", ADDR_B, "congctl", cc], check=True, timeout=10)
 
 
 def _start_test_backend(ns):
@@ -335,8 +347,7 @@ def test_linkem_queue_limit_holds_through_a_long_download(lowat_bin, tmp_path):
     try:
         procs.append(_start_linkem(ns_a, ns_b, 50, 20))
         # lowat's sockets are in ns_b: their congestion control is the route's.
-        subprocess.run(["ip", "-n", ns_b, "route", "replace", SUBNET, "dev", DEV, "proto", "kernel", "scope", "link",
-                        "src", ADDR_B, "congctl", "cubic"], check=True, timeout=10)
+        _set_cc(ns_b, "cubic")
         lw, _ = _download_through_lowat(lowat_bin, tmp_path, ns_a, ns_b, 6_000_000, procs)
         assert lw.wait_line(r"queue in the path", 5), f"the limit never engaged:\n{lw.text()[-5000:]}"
         assert "no longer held" not in lw.text(), lw.text()[-5000:]
@@ -363,38 +374,30 @@ print(json.dumps(got))
 """
 
 
-def test_linkem_queue_limit_survives_idle_spells(lowat_bin, tmp_path):
-    """Responses of 300 KB on one keep-alive connection across a 40 ms, 20 Mbit/s link, 150 ms
-    apart: the first one's slow start engages the limit. Each later response starts from an
-    empty path, and its first round trip delivers only what was in flight: under the rate
-    without any queue but this connection's. Judged as short, two such periods in a row turned
-    the limit off for good, and the connection filled the link's queue from then on."""
+@pytest.mark.parametrize("pause_s", [0.15, 0.6])
+def test_linkem_queue_limit_survives_idle_spells(lowat_bin, tmp_path, pause_s):
+    """Responses of 500 KB on one keep-alive connection across a 40 ms, 20 Mbit/s link, 150 ms
+    or 600 ms apart: the first one's slow start engages the limit. Each later response starts
+    from an empty path (after 600 ms, longer than TCP's retransmission timeout, with its window
+    restarted at 10 segments), so its first round trips deliver under the rate without any
+    queue but this connection's. Judged as short, two such periods in a row turned the limit
+    off for good, and the connection filled the link's queue from then on."""
     ns_a, ns_b = f"lw98-{os.getpid()}-a", f"lw98-{os.getpid()}-b"
     assert not {ns_a, ns_b} & _namespaces(), f"namespaces {ns_a}/{ns_b} exist already"
     procs = []
-    size, count = 300_000, 8
+    size, count = 500_000, 8
     try:
         procs.append(_start_linkem(ns_a, ns_b, DELAY_MS, 20))
-        subprocess.run(["ip", "-n", ns_b, "route", "replace", SUBNET, "dev", DEV, "proto", "kernel", "scope", "link",
-                        "src", ADDR_B, "congctl", "cubic"], check=True, timeout=10)
-        www = tmp_path / "www"
-        www.mkdir()
-        (www / "big.bin").write_bytes(os.urandom(size))
-        origin = Proc(_in_ns(ns_b, "/usr/bin/python3", "-u", "-m", "http.server", "--bind", ADDR_B, "--directory", www,
-                             0))
-        procs.append(origin)
-        m = origin.wait_line(r"port (\d+)", 10 * SLOW)
-        assert m, f"the origin did not start:\n{origin.text()}"
-        lw, m = _start_lowat(lowat_bin, tmp_path, ns_b, f"{ADDR_B}:{m.group(1)}", log_level="debug")
-        procs.append(lw)
-        p = subprocess.run(_in_ns(ns_a, "/usr/bin/python3", "-c", _KEEPALIVE_CLIENT, ADDR_B, m.group(2), "/big.bin",
-                                  count, 0.15),
+        _set_cc(ns_b, "cubic")
+        lw, port = _serve_through_lowat(lowat_bin, tmp_path, ns_b, size, procs)
+        p = subprocess.run(_in_ns(ns_a, "/usr/bin/python3", "-c", _KEEPALIVE_CLIENT, ADDR_B, port, "/big.bin",
+                                  count, pause_s),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
         assert p.returncode == 0, p.stderr.decode(errors="replace")
         assert json.loads(p.stdout) == [[200, size]] * count
         assert lw.wait_line(r"queue in the path", 5), f"the limit never engaged:\n{lw.text()[-5000:]}"
-        # Before periods that began with an empty path went unjudged, "no longer held" came at
-        # the third or fourth response.
+        # Before periods that began with an empty path or a restarted window went unjudged, "no
+        # longer held" came within the eight responses (with either pause).
         assert "no longer held" not in lw.text(), lw.text()[-5000:]
         assert len(re.findall(r": accepted", lw.text())) == 1, "the client's connection was not kept alive"
     finally:
@@ -423,20 +426,10 @@ def test_linkem_queue_limit_sleeps_while_the_client_is_gone(lowat_bin, tmp_path)
     curl = None
     try:
         procs.append(_start_linkem(ns_a, ns_b, DELAY_MS, 20))
-        subprocess.run(["ip", "-n", ns_b, "route", "replace", SUBNET, "dev", DEV, "proto", "kernel", "scope", "link",
-                        "src", ADDR_B, "congctl", "cubic"], check=True, timeout=10)
-        www = tmp_path / "www"
-        www.mkdir()
-        (www / "big.bin").write_bytes(os.urandom(20_000_000))
-        origin = Proc(_in_ns(ns_b, "/usr/bin/python3", "-u", "-m", "http.server", "--bind", ADDR_B, "--directory", www,
-                             0))
-        procs.append(origin)
-        m = origin.wait_line(r"port (\d+)", 10 * SLOW)
-        assert m, f"the origin did not start:\n{origin.text()}"
-        lw, m = _start_lowat(lowat_bin, tmp_path, ns_b, f"{ADDR_B}:{m.group(1)}", log_level="debug")
-        procs.append(lw)
+        _set_cc(ns_b, "cubic")
+        lw, port = _serve_through_lowat(lowat_bin, tmp_path, ns_b, 20_000_000, procs)
         curl = subprocess.Popen(_in_ns(ns_a, "curl", "-sS", "--max-time", "20", "-o", "/dev/null",
-                                       f"http://{ADDR_B}:{m.group(2)}/big.bin"),
+                                       f"http://{ADDR_B}:{port}/big.bin"),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         assert lw.wait_line(r"queue in the path", 5), f"the limit never engaged:\n{lw.text()[-5000:]}"
         time.sleep(0.3)
@@ -466,8 +459,7 @@ def test_linkem_queue_limit_keeps_a_short_batched_path_busy(lowat_bin, tmp_path)
     procs = []
     try:
         procs.append(_start_linkem(ns_a, ns_b, 10, 10, "--batch-ms-a", 8))
-        subprocess.run(["ip", "-n", ns_b, "route", "replace", SUBNET, "dev", DEV, "proto", "kernel", "scope", "link",
-                        "src", ADDR_B, "congctl", "cubic"], check=True, timeout=10)
+        _set_cc(ns_b, "cubic")
         lw, mbit = _download_through_lowat(lowat_bin, tmp_path, ns_a, ns_b, 3_000_000, procs)
         assert lw.wait_line(r"queue in the path", 5), f"the limit never engaged:\n{lw.text()[-5000:]}"
         # 10 Mbit/s of 1500-byte packets carry 9.65 Mbit/s of payload. The body came at 9.2-9.5;

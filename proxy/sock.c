@@ -280,7 +280,7 @@ static void start_period(struct lw_sock_path *p, const struct lw_sock_tcp_state 
     p->check_us = now_us;
     p->check_delivered = st->delivered;
     p->check_rate = held_rate(p);
-    p->check_unfilled = (uint64_t)st->unacked * st->mss < limit_rate(p) * st->min_rtt_us / 1000000u;
+    p->check_unheld = st->unacked == 0 || (uint64_t)st->cwnd * st->mss < limit_rate(p) * st->min_rtt_us / 1000000u;
 }
 
 /* The path's rate from a window of deliveries that ends now, and whether the limit engages or
@@ -323,7 +323,7 @@ static void measure(struct lw_sock_path *p, const struct lw_sock_tcp_state *st, 
         start_period(p, st, now_us);
     } else if (now_us - p->check_us >= 2 * min_rtt) {
         /* Judged only where the limit can be what held the connection back (lw_sock_path_update). */
-        bool held = p->check_us >= p->engaged_us + min_rtt && !p->check_unfilled &&
+        bool held = p->check_us >= p->engaged_us + min_rtt && !p->check_unheld &&
                     (uint64_t)st->unacked * st->mss >= limit_rate(p) * min_rtt / 1000000u;
         if (held) {
             uint64_t got = (uint64_t)(st->delivered - p->check_delivered) * st->mss * 1000000u / (now_us - p->check_us);
@@ -354,6 +354,9 @@ void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, u
     }
     p->tokens_us = now_us;
     p->sample_rate = LW_MAX(p->sample_rate, st->delivery_rate);
+    if (st->unacked == 0) {
+        p->check_unheld = true; /* the writer idled: this period is not judged */
+    }
     measure(p, st, now_us);
     p->shortfall = 0; /* each read's own: spent, or not, by the pass that follows it */
     if (p->engaged && !p->unsuited && st->min_rtt_us != 0) {

@@ -62,7 +62,7 @@ struct lw_sock_path {
     uint64_t engaged_us;    /* when the limit engaged */
     uint64_t check_us;      /* start of the current period judged while engaged */
     uint64_t check_rate;    /* the rate when it began */
-    bool check_unfilled;    /* it began with less than the path's worth in flight (not judged) */
+    bool check_unheld;      /* not judged: TCP's window or an idle writer held it back */
     uint64_t flight_rate;   /* from engaging until the next window: a floor under rate (lw_sock_path_update) */
     uint64_t tokens;        /* pacer: bytes that may be written now */
     uint64_t tokens_us;     /* when they were last topped up */
@@ -133,13 +133,15 @@ struct lw_sock_path {
  * the limit turns off only if the next period judged falls short of that too (behind another
  * flow's queue, what the limit holds in flight delivers less each period). Not judged: a period
  * that began within an RTT of engaging (what it delivers was sent before the limit held anything
- * back), one that began with less than the rate held to x minimum RTT in flight (its first RTT
- * delivers only what was in flight: a response after an idle spell starts from an empty path, and
- * two such periods in a row, each read as short, turned the limit off for good), and one that ends
- * with less than the rate held to x minimum RTT in flight (then the limit is not what holds the
- * connection back: slow start's own bursts can engage it with the path half full, and the path
- * delivers under the rate until the window has grown). The rate judged against
- * is the one held to when the period began, if lower: on a slow link the first flight alone can
+ * back); one during which a read found nothing in flight, or that began with TCP's window under
+ * the rate held to x minimum RTT (the writer idled, or TCP's window and not the limit held the
+ * connection back: a response after an idle spell starts from an empty path, and after a long one
+ * from a window restarted small, while the smoothed RTT still shows the last response's queue;
+ * two such periods in a row, each read as short, turned the limit off for good); and one that
+ * ends with less than the rate held to x minimum RTT in flight (then the limit is not what holds
+ * the connection back: slow start's own bursts can engage it with the path half full, and the
+ * path delivers under the rate until the window has grown). The rate judged against is the one
+ * held to when the period began, if lower: on a slow link the first flight alone can
  * engage the limit while slow start has yet to fill the path, and the rate measured on the way up
  * is not one the period could have delivered. The rate can also be measured low when the limit
  * engages (on a slow link a window takes tens of milliseconds, and those of slow start span its
