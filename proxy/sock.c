@@ -274,13 +274,19 @@ static uint64_t limit_rate(const struct lw_sock_path *p)
     return LW_MAX(held_rate(p), p->flight_rate);
 }
 
+/* The path's worth of bytes at that rate: rate x minimum RTT. */
+static uint64_t path_bytes(const struct lw_sock_path *p, const struct lw_sock_tcp_state *st)
+{
+    return limit_rate(p) * st->min_rtt_us / 1000000u;
+}
+
 /* A new period for the limit to be judged over (see lw_sock_path_update). */
 static void start_period(struct lw_sock_path *p, const struct lw_sock_tcp_state *st, uint64_t now_us)
 {
     p->check_us = now_us;
     p->check_delivered = st->delivered;
     p->check_rate = held_rate(p);
-    p->check_unheld = st->unacked == 0 || (uint64_t)st->cwnd * st->mss < limit_rate(p) * st->min_rtt_us / 1000000u;
+    p->check_unheld = st->unacked == 0 || (uint64_t)st->cwnd * st->mss < path_bytes(p, st);
 }
 
 /* The path's rate from a window of deliveries that ends now, and whether the limit engages or
@@ -324,7 +330,7 @@ static void measure(struct lw_sock_path *p, const struct lw_sock_tcp_state *st, 
     } else if (now_us - p->check_us >= 2 * min_rtt) {
         /* Judged only where the limit can be what held the connection back (lw_sock_path_update). */
         bool held = p->check_us >= p->engaged_us + min_rtt && !p->check_unheld &&
-                    (uint64_t)st->unacked * st->mss >= limit_rate(p) * min_rtt / 1000000u;
+                    (uint64_t)st->unacked * st->mss >= path_bytes(p, st);
         if (held) {
             uint64_t got = (uint64_t)(st->delivered - p->check_delivered) * st->mss * 1000000u / (now_us - p->check_us);
             uint64_t judged = LW_MIN(p->rate, p->check_rate);
@@ -366,7 +372,7 @@ void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, u
             p->slack -= LW_MAX(p->slack / LW_SOCK_SLACK_DECAY, 1u);
         }
         p->slack_us += rtts * st->min_rtt_us;
-        uint64_t path = limit_rate(p) * st->min_rtt_us / 1000000u;
+        uint64_t path = path_bytes(p, st);
         uint64_t in_flight = (uint64_t)st->unacked * st->mss + st->notsent_bytes;
         /* Counted only where the path was full when the writer went to wait (not while slow
          * start's gaps, or the pacer, kept it below), and where the kernel's window had room
