@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""A TLS 1.3 + h2 client connection that sees the server's records as they are on the wire,
-for scripts that check how lowat cuts its output into TLS records.
+"""A TLS 1.3 client connection (ALPN h2 unless told otherwise) that sees the server's records as
+they are on the wire, for scripts that check how lowat cuts its output into TLS records.
 
 The handshake runs over memory BIOs on a plain socket; afterwards `records()` reads the raw
 stream, splits it into records itself (their headers are in the clear) and decrypts them one
@@ -14,14 +14,14 @@ import struct
 
 
 class RawTLS:
-    def __init__(self, host, port):
+    def __init__(self, host, port, alpn="h2"):
         self.sock = socket.create_connection((host, port), timeout=10)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
         ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-        ctx.set_alpn_protocols(["h2"])
+        ctx.set_alpn_protocols([alpn])
         self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
         self.wire_end = 0  # bytes of the server's stream up to the end of the last record read
         self.tls = ctx.wrap_bio(self.inc, self.out, server_hostname=host)
@@ -37,7 +37,7 @@ class RawTLS:
                     raise SystemExit("connection closed during the handshake")
                 self.wire_end += len(data)
                 self.inc.write(data)
-        assert self.tls.selected_alpn_protocol() == "h2", self.tls.selected_alpn_protocol()
+        assert self.tls.selected_alpn_protocol() == alpn, self.tls.selected_alpn_protocol()
         assert self.inc.pending == 0, "the server sent records along with its handshake"
         info = self.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
         self.mss = struct.unpack_from("I", info, 16)[0]  # tcpi_snd_mss, after 8 bytes of flags, rto, ato

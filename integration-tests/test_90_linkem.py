@@ -533,6 +533,37 @@ def test_linkem_records_span_two_segments_once_bytes_flow(lowat_bin, tmp_path):
         _stop_and_clean((lw, origin, linkem), (ns_a, ns_b))
 
 
+def test_linkem_h1_chunked_records_stay_whole_segments(lowat_bin, tmp_path):
+    """The same over HTTP/1.1: a chunked response across a 40 ms, 20 Mbit/s link, the write
+    budget active. Each chunk's size line and CRLF count in the budget, so the records of a
+    pass still fill whole segments: no record of a few bytes after each pass, which would go
+    out as a small packet of its own or shift every record after it across a segment's
+    boundary."""
+    ns_a, ns_b = f"lw97-{os.getpid()}-a", f"lw97-{os.getpid()}-b"
+    assert not {ns_a, ns_b} & _namespaces(), f"namespaces {ns_a}/{ns_b} exist already"
+    linkem = origin = lw = None
+    size = 600_000
+    try:
+        linkem = _start_linkem(ns_a, ns_b, DELAY_MS, 20)
+        origin, port = _start_test_backend(ns_b)
+        lw, m = _start_lowat(lowat_bin, tmp_path, ns_b, f"{ADDR_B}:{port}", tls=True)
+        p = subprocess.run(_in_ns(ns_a, "/usr/bin/python3", REPO / "integration-tests" / "h1_records.py",
+                                  ADDR_B, m.group(2), f"/chunked/{size}"),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        assert p.returncode == 0, p.stderr.decode(errors="replace")
+        got = json.loads(p.stdout)
+        assert (got["body"], got["sha256"]) == (size, pattern_sha256(size)), got
+        mss, records = got["mss"], got["records"]
+        ends = list(itertools.accumulate(records))
+        middle = [n for n, end in zip(records, ends) if 16 * 1024 <= end <= ends[-1] - 16 * 1024]
+        print(f"mss {mss}: {collections.Counter(middle)}")
+        assert middle and max(middle) <= 2 * mss, f"a record spans more than two segments: {middle}"
+        odd = [n for n in middle if n not in (mss, 2 * mss)]
+        assert not odd, f"records that are not whole segments, in the middle of the body: {collections.Counter(odd)}"
+    finally:
+        _stop_and_clean((lw, origin, linkem), (ns_a, ns_b))
+
+
 def test_linkem_a_finished_response_ends_its_record(lowat_bin, tmp_path):
     """Across a 40 ms, 20 Mbit/s link the write budget is active, and once bytes flow a record
     may span two segments. Responses asked for while a large one streams must each end their

@@ -453,8 +453,15 @@ size_t lw_h1_front_produce(struct lw_h1_front *h, size_t budget)
         size_t n = LW_MIN(avail, budget);
         if (h->resp_chunked) {
             char line[24];
+            /* The chunk's size line and CRLF fit in the budget too: a write budget fills
+             * whole segments, and a few bytes past it would go out in a record of their own. */
+            size_t framing = (size_t)snprintf(line, sizeof(line), "%zx", budget) + 4;
+            if (budget > framing) {
+                n = LW_MIN(n, budget - framing);
+            }
             int l = snprintf(line, sizeof(line), "%zx\r\n", n);
             lw_conn_send(h->conn, line, (size_t)l);
+            total += (size_t)l + 2;
         }
         if (!req->is_head) {
             lw_conn_send(h->conn, lw_buf_head(&req->resp_body), n);
