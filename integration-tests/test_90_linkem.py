@@ -500,37 +500,44 @@ def test_linkem_first_flight_carries_the_first_body_bytes(lowat_bin, tmp_path):
         _stop_and_clean((lw, app, linkem), (NS_A, NS_B))
 
 
+def _records_across_link(lowat_bin, tmp_path, tag, script, path, size, *args):
+    """Fetch path (size body bytes) with script (first_flight.py or h1_records.py) from ns_a,
+    through lowat over TLS in ns_b, across a 40 ms, 20 Mbit/s link. Checks the body; returns
+    (mss, wire lengths of the server's records)."""
+    ns_a, ns_b = f"{tag}-{os.getpid()}-a", f"{tag}-{os.getpid()}-b"
+    assert not {ns_a, ns_b} & _namespaces(), f"namespaces {ns_a}/{ns_b} exist already"
+    linkem = origin = lw = None
+    try:
+        linkem = _start_linkem(ns_a, ns_b, DELAY_MS, 20)
+        origin, port = _start_test_backend(ns_b)
+        lw, m = _start_lowat(lowat_bin, tmp_path, ns_b, f"{ADDR_B}:{port}", tls=True)
+        p = subprocess.run(_in_ns(ns_a, "/usr/bin/python3", REPO / "integration-tests" / script,
+                                  ADDR_B, m.group(2), path, *args),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        assert p.returncode == 0, p.stderr.decode(errors="replace")
+        got = json.loads(p.stdout)
+        assert (got["body"], got["sha256"]) == (size, pattern_sha256(size)), got
+        return got["mss"], got["records"]
+    finally:
+        _stop_and_clean((lw, origin, linkem), (ns_a, ns_b))
+
+
 def test_linkem_records_span_two_segments_once_bytes_flow(lowat_bin, tmp_path):
     """Across a 40 ms, 20 Mbit/s link the write budget is active. A connection's first 64 KiB go
     in records of one segment each, so that each segment can be decrypted as it arrives. After
     that a record may span two segments: one record's overhead (header, tag) and one DATA frame
     header per two segments instead of per segment. Records stay whole segments either way,
     and the body arrives intact."""
-    ns_a, ns_b = f"lw93-{os.getpid()}-a", f"lw93-{os.getpid()}-b"
-    assert not {ns_a, ns_b} & _namespaces(), f"namespaces {ns_a}/{ns_b} exist already"
-    linkem = origin = lw = None
     size = 600_000
-    try:
-        linkem = _start_linkem(ns_a, ns_b, DELAY_MS, 20)
-        origin, port = _start_test_backend(ns_b)
-        lw, m = _start_lowat(lowat_bin, tmp_path, ns_b, f"{ADDR_B}:{port}", tls=True)
-        p = subprocess.run(_in_ns(ns_a, "/usr/bin/python3", REPO / "integration-tests" / "first_flight.py",
-                                  ADDR_B, m.group(2), f"/bytes/{size}", 5000),
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
-        assert p.returncode == 0, p.stderr.decode(errors="replace")
-        got = json.loads(p.stdout)
-        assert (got["body"], got["sha256"]) == (size, pattern_sha256(size)), got
-        mss, records = got["mss"], got["records"]
-        ends = list(itertools.accumulate(records))
-        head = [n for n, end in zip(records, ends) if end <= 48 * 1024]
-        tail = [n for n, end in zip(records, ends) if end - n >= 128 * 1024]
-        print(f"mss {mss}: head {collections.Counter(head)}, tail {collections.Counter(tail)}")
-        assert head and max(head) <= mss, f"a record of the first 48 KiB spans more than a segment: {head}"
-        assert tail and max(tail) <= 2 * mss, f"a record past 128 KiB spans more than two segments: {tail}"
-        pairs = sum(n for n in tail if n == 2 * mss)
-        assert pairs >= sum(tail) / 2, f"past 128 KiB most bytes should come in two-segment records: {tail}"
-    finally:
-        _stop_and_clean((lw, origin, linkem), (ns_a, ns_b))
+    mss, records = _records_across_link(lowat_bin, tmp_path, "lw93", "first_flight.py", f"/bytes/{size}", size, 5000)
+    ends = list(itertools.accumulate(records))
+    head = [n for n, end in zip(records, ends) if end <= 48 * 1024]
+    tail = [n for n, end in zip(records, ends) if end - n >= 128 * 1024]
+    print(f"mss {mss}: head {collections.Counter(head)}, tail {collections.Counter(tail)}")
+    assert head and max(head) <= mss, f"a record of the first 48 KiB spans more than a segment: {head}"
+    assert tail and max(tail) <= 2 * mss, f"a record past 128 KiB spans more than two segments: {tail}"
+    pairs = sum(n for n in tail if n == 2 * mss)
+    assert pairs >= sum(tail) / 2, f"past 128 KiB most bytes should come in two-segment records: {tail}"
 
 
 def test_linkem_h1_chunked_records_stay_whole_segments(lowat_bin, tmp_path):
@@ -539,29 +546,14 @@ def test_linkem_h1_chunked_records_stay_whole_segments(lowat_bin, tmp_path):
     pass still fill whole segments: no record of a few bytes after each pass, which would go
     out as a small packet of its own or shift every record after it across a segment's
     boundary."""
-    ns_a, ns_b = f"lw97-{os.getpid()}-a", f"lw97-{os.getpid()}-b"
-    assert not {ns_a, ns_b} & _namespaces(), f"namespaces {ns_a}/{ns_b} exist already"
-    linkem = origin = lw = None
     size = 600_000
-    try:
-        linkem = _start_linkem(ns_a, ns_b, DELAY_MS, 20)
-        origin, port = _start_test_backend(ns_b)
-        lw, m = _start_lowat(lowat_bin, tmp_path, ns_b, f"{ADDR_B}:{port}", tls=True)
-        p = subprocess.run(_in_ns(ns_a, "/usr/bin/python3", REPO / "integration-tests" / "h1_records.py",
-                                  ADDR_B, m.group(2), f"/chunked/{size}"),
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
-        assert p.returncode == 0, p.stderr.decode(errors="replace")
-        got = json.loads(p.stdout)
-        assert (got["body"], got["sha256"]) == (size, pattern_sha256(size)), got
-        mss, records = got["mss"], got["records"]
-        ends = list(itertools.accumulate(records))
-        middle = [n for n, end in zip(records, ends) if 16 * 1024 <= end <= ends[-1] - 16 * 1024]
-        print(f"mss {mss}: {collections.Counter(middle)}")
-        assert middle and max(middle) <= 2 * mss, f"a record spans more than two segments: {middle}"
-        odd = [n for n in middle if n not in (mss, 2 * mss)]
-        assert not odd, f"records that are not whole segments, in the middle of the body: {collections.Counter(odd)}"
-    finally:
-        _stop_and_clean((lw, origin, linkem), (ns_a, ns_b))
+    mss, records = _records_across_link(lowat_bin, tmp_path, "lw97", "h1_records.py", f"/chunked/{size}", size)
+    ends = list(itertools.accumulate(records))
+    middle = [n for n, end in zip(records, ends) if 16 * 1024 <= end <= ends[-1] - 16 * 1024]
+    print(f"mss {mss}: {collections.Counter(middle)}")
+    assert middle and max(middle) <= 2 * mss, f"a record spans more than two segments: {middle}"
+    odd = [n for n in middle if n not in (mss, 2 * mss)]
+    assert not odd, f"records that are not whole segments, in the middle of the body: {collections.Counter(odd)}"
 
 
 def test_linkem_a_finished_response_ends_its_record(lowat_bin, tmp_path):
