@@ -436,10 +436,31 @@ def test_h2_h1_early_answer_releases_the_upload_window(lowat, backend):
     assert st.status == 413
 
 
-def test_h1_h1_bytes_past_content_length_never_answer_another_request(lowat):
-    """An origin that sends more than its Content-Length said, after the body already
-    arrived in two parts: the surplus must not become the response to the next request
-    queued for that connection (another client's), and the connection is not reused."""
+SURPLUS = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nSECRET"
+
+
+def _exactly_one_read(shape):
+    """A whole response of 16384 bytes, a backend read's worth, in the given shape."""
+    if shape == "length":
+        pre = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n"
+        n = 16384 - len(pre % 16000)
+        return pre % n + b"A" * n
+    if shape == "chunked":
+        head, tail = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"\r\n0\r\n\r\n"
+        n = 16384 - len(head) - len(tail) - len(b"%x\r\n" % 16000)
+        return head + b"%x\r\n" % n + b"B" * n + tail
+    head, end = b"HTTP/1.1 204 No Content\r\nX-Pad: ", b"\r\n\r\n"
+    return head + b"p" * (16384 - len(head) - len(end)) + end
+
+
+@pytest.mark.parametrize("surplus", ["after-a-pause", "length", "chunked", "no-body"])
+def test_h1_h1_bytes_past_a_response_never_answer_another_request(lowat, surplus):
+    """An origin that sends more than its response: the surplus must not become the response
+    to the next request queued for that connection (another client's), and the connection is
+    not reused. after-a-pause: a body in two parts, the second with more than its
+    Content-Length said. The others: a response of exactly one backend read (16 KiB) in each
+    framing, the surplus in the same write, still unread in the socket when the response
+    ends."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(8)
@@ -460,12 +481,15 @@ def test_h1_h1_bytes_past_content_length_never_answer_another_request(lowat):
                     buf += d
                 head, buf = buf.split(b"\r\n\r\n", 1)
                 seen.append((idx, head.split(b"\r\n")[0].decode()))
-                if head.startswith(b"GET /a "):
+                if not head.startswith(b"GET /a "):
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nFRESH")
+                elif surplus == "after-a-pause":
                     c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")
                     time.sleep(0.3)
-                    c.sendall(b"world" + b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nSECRET")
+                    c.sendall(b"world" + SURPLUS)
                 else:
-                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nFRESH")
+                    time.sleep(0.3)  # the request for /b waits for the connection by then
+                    c.sendall(_exactly_one_read(surplus) + SURPLUS)
         except OSError:
             pass
         finally:
@@ -505,9 +529,11 @@ def test_h1_h1_bytes_past_content_length_never_answer_another_request(lowat):
         tb.join(10)
         assert b"SECRET" not in results["b"], results
         assert results["b"].startswith(b"HTTP/1.1 200") and results["b"].endswith(b"FRESH"), results
-        assert results["a"].endswith(b"helloworld"), results
+        status, end = {"after-a-pause": (b"200", b"helloworld"), "length": (b"200", b"A" * 100),
+                       "chunked": (b"200", b"B" * 100 + b"\r\n0\r\n\r\n"), "no-body": (b"204", b"\r\n\r\n")}[surplus]
+        assert results["a"].startswith(b"HTTP/1.1 " + status) and results["a"].endswith(end), results["a"][-200:]
         assert [s for s in seen if s[1].startswith("GET /b ")][0][0] == 2, seen  # a new connection
-        assert lw.wait_log(r"sent more than its Content-Length"), lw.stderr_text()
+        assert lw.wait_log(r"sent more than its response"), lw.stderr_text()
     finally:
         stop.set()
         srv.close()

@@ -42,6 +42,7 @@ static void process_input(struct lw_bconn *bc);
 static void pause_read(struct lw_bconn *bc)
 {
     bc->read_paused = true;
+    bc->may_have_more = true;
     bc->paused_since_us = lw_time_mono_us();
 }
 
@@ -112,6 +113,7 @@ static void start_exchange(struct lw_bconn *bc, struct lw_request *req)
     copy_name(req->member_name, sizeof(req->member_name), bc->member->name);
     bc->head_done = false;
     bc->got_bytes = false;
+    bc->may_have_more = false;
     bc->read_paused = false;
     bc->keep_alive = false;
     uint64_t now_us = lw_time_mono_us();
@@ -189,13 +191,36 @@ void lw_bconn_abort(struct lw_bconn *bc)
     lw_bconn_close(bc);
 }
 
+/* Whether the backend sent nothing beyond the response just parsed: neither in rbuf nor still in
+ * the socket. A read stops where its buffer ends, and a response can end exactly there, so bytes
+ * no request asked for may wait unread: on a reused connection they would become the next
+ * request's response (another client's). The socket is looked at only when the last read left
+ * it possibly not empty (most responses end in a short read: no system call then). */
+static bool nothing_beyond(struct lw_bconn *bc)
+{
+    if (lw_buf_size(&bc->rbuf) > 0) {
+        lw_log_warn("backend %s: sent more than its response; not reusing the connection", bc->member->name);
+        return false;
+    }
+    if (!bc->may_have_more) {
+        return true;
+    }
+    char extra;
+    ssize_t r = recv(bc->fd, &extra, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (r > 0) {
+        lw_log_warn("backend %s: sent more than its response; not reusing the connection", bc->member->name);
+    }
+    return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 static void finish_exchange(struct lw_bconn *bc)
 {
     struct lw_request *req = bc->req;
     /* Reusable only if the backend said so, the whole request went out, and it sent
      * nothing beyond the response (anything more would be a desynchronized stream). */
-    bool reusable = bc->keep_alive && bc->body != LW_HTTP1_BODY_CLOSE && lw_buf_size(&bc->rbuf) == 0 &&
-                    req->body_end_queued && lw_buf_size(&req->bbody) == 0 && req->bhead_sent == lw_buf_size(&req->bhead);
+    bool reusable = bc->keep_alive && bc->body != LW_HTTP1_BODY_CLOSE && req->body_end_queued &&
+                    lw_buf_size(&req->bbody) == 0 && req->bhead_sent == lw_buf_size(&req->bhead) &&
+                    nothing_beyond(bc);
     bc->req = NULL;
     req->bconn = NULL;
     bc->exchanges++;
@@ -492,19 +517,7 @@ static void on_body_read(struct lw_bconn *bc, size_t n)
         return;
     }
     if (bc->body == LW_HTTP1_BODY_LENGTH && bc->remaining == 0) {
-        /* A direct read stops at the body's end, so what the backend sent beyond it is still in
-         * the socket, where finish_exchange does not look: a connection with bytes no request
-         * asked for must not serve the next one (they would become its response). */
-        char extra;
-        ssize_t r = recv(bc->fd, &extra, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (r != -1 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
-            if (r > 0) {
-                lw_log_warn("backend %s: sent more than its Content-Length; not reusing the connection",
-                            bc->member->name);
-            }
-            bc->keep_alive = false;
-        }
-        finish_exchange(bc);
+        finish_exchange(bc); /* a direct read stops at the body's end: see nothing_beyond */
         return;
     }
     if (!more) {
@@ -617,6 +630,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             return;
         }
         bc->got_bytes = true;
+        bc->may_have_more = (size_t)r == ask;
         arm_timer(bc, cfg_of(bc)->response_timeout_ms, bc->read_cb_us);
         if (direct != NULL) {
             on_body_read(bc, (size_t)r);

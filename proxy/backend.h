@@ -45,6 +45,7 @@ struct lw_bconn {
     uint64_t paused_since_us;
     bool head_done;
     bool got_bytes;     /* any response byte arrived in this exchange */
+    bool may_have_more; /* the last read filled what it asked for, or a pause came since */
     enum lw_http1_body body;
     uint64_t remaining;
     struct lw_http1_chunked chunked;
