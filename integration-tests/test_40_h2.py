@@ -265,3 +265,30 @@ def test_h2_client_priority_signal_wins_over_the_content_type(lowat, backend, si
     c, js, big = _script_behind_long_response(lw, b, **signal)
     assert (js.body_len, js.ended, big.body_len) == (0, False, 65535 + 1000), (js, big)
     c.close()
+
+
+def test_h2_cancelled_uploads_give_the_connection_window_back(lowat, backend):
+    """Uploads that wait for a busy origin, each sending a stream window of body beyond what
+    lowat buffers, then cancelled: the bytes lowat held back from the window must return to the
+    connection's window with the stream. 300 of them send more than the 16 MiB it starts with,
+    so with the bytes lost an upload on the same connection could never move again."""
+    b = backend()
+    lw = lowat(b, workers=1, limits={"max_buffered_bytes": "1k"},
+               backend_opts={"max_connections": 1, "queue": 64})
+    c = H2Client(lw.tls_port, timeout=10)
+    hang = c.request("GET", "/hang")  # holds the one origin connection: the uploads queue
+    assert b.wait_requests(1, 5)
+    sent = 0
+    for i in range(300):
+        sid = c.send_headers(c.headers_for("POST", f"/echo?i={i}"), end_stream=False)
+        n = min(c.conn.local_flow_control_window(sid), 65535)
+        for k in range(0, n, c.conn.max_outbound_frame_size):
+            c.conn.send_data(sid, b"z" * min(c.conn.max_outbound_frame_size, n - k))
+        sent += n
+        c.pump(0.001)
+        c.reset(sid)
+    assert sent > 16 << 20, f"the uploads sent only {sent} bytes: the connection's window closed"
+    c.reset(hang)
+    body = b"y" * 300_000
+    st = c.wait_stream(c.request("POST", "/echo?fresh=1", body=body), timeout=10)
+    assert st.status == 200 and json.loads(st.body)["body_sha256"] == hashlib.sha256(body).hexdigest(), st

@@ -738,6 +738,13 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
         lw_log_debug("%s: stream %d closed: %s", h->conn->peer_str, stream_id, nghttp2_http2_strerror(error_code));
     }
     not_awaited(h, req);
+    if (st(req)->unconsumed > 0) {
+        /* Body bytes held back from the window (the exchange's buffer was full): the stream's
+         * window goes with it, but the connection's must get them back, or every upload
+         * cancelled that way would shrink it for good, until no upload could move. */
+        nghttp2_session_consume_connection(session, st(req)->unconsumed);
+        st(req)->unconsumed = 0;
+    }
     req->front_state = NULL;
     lw_request_front_done(req, !complete);
     if (h->num_open == 0) {
