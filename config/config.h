@@ -56,7 +56,8 @@ struct lw_config_backend {
     uint32_t max_connections;     /* per member per worker; default 128 */
     uint32_t queue;               /* requests waiting for a connection, per backend per worker; default 1024 */
     uint32_t connect_timeout_ms;  /* default 3s */
-    uint32_t response_timeout_ms; /* request fully sent -> response head, and between body reads; default 60s */
+    /* Request fully sent -> response head, between body reads, and between writes of a request body; default 60s. */
+    uint32_t response_timeout_ms;
     uint32_t idle_timeout_ms;     /* idle keep-alive connection is closed after; default 30s */
     uint32_t resolve_interval_ms; /* re-resolve names whose answer has no TTL (e.g. /etc/hosts); default 30s */
     uint32_t max_fails;           /* consecutive failures that mark a member down; default 3 */

@@ -3,7 +3,12 @@
 client sees a clear status or a reset of that one stream, retries hide what can be hidden,
 and the error log names the member."""
 
+import hashlib
+import json
 import re
+import select
+import socket
+import threading
 import time
 
 import pytest
@@ -163,3 +168,69 @@ def test_h2_h1_idle_backend_connection_closed_after_idle_timeout(lowat, backend,
     # A new request after that opens a new connection and works.
     assert c.get("/name").status == 200
     assert b.accepted == 2
+
+
+def test_h1_h1_upload_slower_than_response_timeout_completes(lowat, backend):
+    """response_timeout runs from the request being fully sent: an upload that keeps coming,
+    slower in all than the timeout, is not cut off while the origin takes it."""
+    b = backend()
+    lw = lowat(b, backend_opts={"response_timeout": "1s"})
+    body = bytes(range(256)) * 40  # 10,240 bytes
+    c = H1Conn(lw.clear_port)
+    c.send(request_bytes("POST", "/echo", "localhost", headers=[("Content-Length", str(len(body)))]))
+    for i in range(0, len(body), 1024):
+        time.sleep(0.25)
+        c.send(body[i:i + 1024])
+    r = c.read_response(timeout=10)
+    assert r.status == 200, r
+    assert json.loads(r.body)["body_sha256"] == hashlib.sha256(body).hexdigest()
+
+
+def test_h1_h1_origin_taking_none_of_an_upload_504_and_blamed(lowat):
+    """An origin that accepts and never reads: once it has taken none of the body for
+    response_timeout, the client gets a 504 and the member is counted as failing."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    held = []
+    acceptor = threading.Thread(target=lambda: held.append(srv.accept()[0]), daemon=True)
+    acceptor.start()
+    try:
+        addr = f"127.0.0.1:{srv.getsockname()[1]}"
+        lw = lowat([addr], backend_opts={"response_timeout": "1s", "max_fails": 1})
+        c = H1Conn(lw.clear_port, timeout=10)
+        c.send(request_bytes("POST", "/up", "localhost", headers=[("Content-Length", "50000000")]))
+        c.sock.setblocking(False)
+        start = time.monotonic()
+        while time.monotonic() - start < 8 and not select.select([c.sock], [], [], 0)[0]:
+            try:
+                c.sock.send(b"x" * 65536)
+            except BlockingIOError:
+                time.sleep(0.01)
+        c.sock.setblocking(True)
+        r = c.read_response(timeout=5)
+        assert r.status == 504, r
+        assert_logged(lw, addr, "took none of the request")
+        assert lw.wait_log(r"marked down"), lw.stderr_text()
+    finally:
+        srv.close()
+        for s in held:
+            s.close()
+
+
+def test_h1_h1_stalled_upload_408_without_blaming_the_member(lowat, backend):
+    """A client that stops sending its body: after its idle timeout it gets a 408, and the
+    origin, which took every byte it was given, is not counted as failing."""
+    b = backend()
+    lw = lowat(b, backend_opts={"response_timeout": "1s", "max_fails": 1}, limits={"client_idle_timeout": "2s"})
+    c = H1Conn(lw.clear_port)
+    start = time.monotonic()
+    c.send(request_bytes("POST", "/echo", "localhost", headers=[("Content-Length", "10000")]) + b"x" * 1000)
+    r = c.read_response(timeout=10)
+    elapsed = time.monotonic() - start
+    assert r.status == 408, r
+    assert 1.8 < elapsed < 4, f"408 after {elapsed:.2f}s with client_idle_timeout 2s"
+    assert "marked down" not in lw.stderr_text(), lw.stderr_text()
+    c2 = H1Conn(lw.clear_port)
+    c2.send(request_bytes("GET", "/name", "localhost"))
+    assert c2.read_response(timeout=5).status == 200

@@ -118,6 +118,7 @@ static void start_exchange(struct lw_bconn *bc, struct lw_request *req)
     bc->keep_alive = false;
     uint64_t now_us = lw_time_mono_us();
     req->upstream_start_us = now_us;
+    bc->sent_us = now_us;
     bc->state = LW_BCONN_ACTIVE;
     if (!bc->reused) {
         event_add(bc->rev, NULL); /* a reused connection's has been pending since it went idle */
@@ -191,6 +192,12 @@ void lw_bconn_abort(struct lw_bconn *bc)
     lw_bconn_close(bc);
 }
 
+/* The whole request went out: head, body and the body's end. */
+static bool request_sent(const struct lw_request *req)
+{
+    return req->body_end_queued && lw_buf_size(&req->bbody) == 0 && req->bhead_sent == lw_buf_size(&req->bhead);
+}
+
 /* Whether the backend sent nothing beyond the response just parsed: neither in rbuf nor still in
  * the socket. A read stops where its buffer ends, and a response can end exactly there, so bytes
  * no request asked for may wait unread: on a reused connection they would become the next
@@ -218,9 +225,7 @@ static void finish_exchange(struct lw_bconn *bc)
     struct lw_request *req = bc->req;
     /* Reusable only if the backend said so, the whole request went out, and it sent
      * nothing beyond the response (anything more would be a desynchronized stream). */
-    bool reusable = bc->keep_alive && bc->body != LW_HTTP1_BODY_CLOSE && req->body_end_queued &&
-                    lw_buf_size(&req->bbody) == 0 && req->bhead_sent == lw_buf_size(&req->bhead) &&
-                    nothing_beyond(bc);
+    bool reusable = bc->keep_alive && bc->body != LW_HTTP1_BODY_CLOSE && request_sent(req) && nothing_beyond(bc);
     bc->req = NULL;
     req->bconn = NULL;
     bc->exchanges++;
@@ -306,6 +311,11 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
             fail(bc, 502, why, retryable);
             return;
         }
+        if (w > 0 && (lw_buf_size(&req->bbody) > 0 || !req->body_end_queued)) {
+            /* A request with a body: the backend taking it is progress (see request_timeout). */
+            bc->sent_us = lw_time_mono_us();
+            arm_timer(bc, cfg_of(bc)->response_timeout_ms, bc->sent_us);
+        }
         size_t done = (size_t)w;
         size_t from_head = LW_MIN(done, head_left);
         req->bhead_sent += from_head;
@@ -340,6 +350,26 @@ void lw_bconn_resume_read(struct lw_bconn *bc)
     bc->paused_since_us = 0;
     event_add(bc->rev, NULL);
     event_active(bc->rev, EV_READ, 0); /* bytes may already wait in rbuf */
+}
+
+/* The response timeout ran out before the whole request went out. Bytes waiting to be taken:
+ * the backend took none for that long, its failure. None waiting: the client's body is late, and
+ * the client gets its idle timeout from its last bytes (408), with no blame on the member. */
+static void request_timeout(struct lw_bconn *bc, uint64_t now)
+{
+    struct lw_request *req = bc->req;
+    if (lw_buf_size(&req->bbody) > 0 || req->bhead_sent < lw_buf_size(&req->bhead)) {
+        lw_upstream_report(bc->member, false, "request not taken in time");
+        fail(bc, 504, "the backend took none of the request in time", false);
+        return;
+    }
+    uint64_t idle_us = (uint64_t)bc->worker->config->limits.client_idle_timeout_ms * 1000u;
+    uint64_t quiet_us = now - bc->sent_us;
+    if (quiet_us >= idle_us) {
+        fail(bc, 408, "request body not complete in time", false);
+        return;
+    }
+    arm_timer(bc, (uint32_t)((idle_us - quiet_us + 999) / 1000u), now);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -382,9 +412,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
             arm_timer(bc, cfg_of(bc)->response_timeout_ms, now);
             return;
         }
-        if (bc->req != NULL && !bc->req->body_end_queued) {
-            /* Still waiting for the client's body: its slowness is not the member's failure. */
-            fail(bc, 504, "request body not complete in time", false);
+        if (bc->req != NULL && !request_sent(bc->req)) {
+            request_timeout(bc, now);
             return;
         }
         lw_upstream_report(bc->member, false, "response timed out");

@@ -43,6 +43,7 @@ struct lw_bconn {
     bool reused;        /* has served an exchange before this one */
     bool read_paused;   /* the frontend's buffer is full */
     uint64_t paused_since_us;
+    uint64_t sent_us; /* when the backend last took bytes of the request */
     bool head_done;
     bool got_bytes;     /* any response byte arrived in this exchange */
     bool may_have_more; /* the last read filled what it asked for, or a pause came since */
