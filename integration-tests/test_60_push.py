@@ -175,6 +175,25 @@ def test_h2_h1_push_of_a_push_never_happens(lowat, backend):
     assert promises(c, ps[0].pushed_stream_id) == []
 
 
+def test_h2_h1_pushed_response_carries_no_interim_response(lowat, backend):
+    """A pushed resource whose origin answers with a 103 first: the promised stream gets only
+    the final response (a client rejects an interim response on a stream it only reserved),
+    and the page a link points back at is not pushed to itself."""
+    lw = lowat(backend(), routes=route("push+hints"))
+    c = H2Client(lw.tls_port)
+    inner = hints_path(0, [JS], early=1)
+    page = hints_path(0, [f"<{inner}>; rel=preload", "<>; rel=preload", "<#top>; rel=preload"], early=0)
+    sid = c.request("GET", page)
+    st = c.wait_stream(sid)
+    assert st.status == 200
+    ps = promises(c, sid)
+    assert [promised_path(p) for p in ps] == [inner], [promised_path(p) for p in ps]
+    pushed = c.wait_stream(ps[0].pushed_stream_id)
+    assert pushed.status == 200, pushed
+    assert [e for e in c.events if isinstance(e, h2.events.InformationalResponseReceived)
+            and e.stream_id == ps[0].pushed_stream_id] == []
+
+
 def test_h2_h1_cancelled_push_stops_the_backend_fetch(lowat, backend):
     b = backend()
     lw = lowat(b, routes=route("push"))

@@ -473,6 +473,11 @@ static void h2_on_error(struct lw_request *req, int status)
 
 static void h2_on_interim(struct lw_request *req, int status)
 {
+    if (req->is_push) {
+        /* Nobody waits on a promised stream: an interim response there tells the client
+         * nothing, and clients reject it on a stream they have not seen a response on yet. */
+        return;
+    }
     const struct lw_hdr *extra = NULL;
     size_t num_extra = 0;
     /* An interim response, and what a 103 promises, leave at once: no body follows them soon

@@ -107,6 +107,9 @@ size_t lw_push_select(struct lw_push_memo *memo, const struct lw_link_uri *base,
                 target.path_len >= LW_PUSH_MAX_PATH) {
                 continue;
             }
+            if (target.path_len == base->path_len && memcmp(target.path, base->path, base->path_len) == 0) {
+                continue; /* the page itself (<>, <#top>): the client is fetching it already */
+            }
             if (lw_push_memo_has(memo, target.path, target.path_len)) {
                 continue;
             }

@@ -54,6 +54,13 @@ int main(void)
     TAP_OK(n == 4 && strcmp(c[3].path, "/ok.js") == 0, "a malformed link does not stop the next one");
 
     lw_push_memo_init(&memo);
+    struct lw_hdr self[] = {link("<>; rel=preload, <#top>; rel=preload, </shop/index.html>; rel=preload"),
+                            link("<?page=2>; rel=preload, <index.html>; rel=preload")};
+    n = lw_push_select(&memo, &base, self, LW_ARRAY_LEN(self), NULL, c, 8);
+    TAP_OK(n == 1 && strcmp(c[0].path, "/shop/index.html?page=2") == 0,
+           "a link to the page itself is not pushed; the same path with another query is (%zu)", n);
+
+    lw_push_memo_init(&memo);
     struct lw_hdr many[] = {link("</1>; rel=preload, </2>; rel=preload, </3>; rel=preload, </4>; rel=preload")};
     n = lw_push_select(&memo, &base, many, 1, NULL, c, 2);
     TAP_EQ_INT(n, 2, "the cap bounds the pushes of one call");
