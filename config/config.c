@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1052,18 +1053,25 @@ static void load_experiment(struct loader *ld, yaml_node_t *node, struct lw_conf
     }
     e->num_arms = list_len(v[ARMS]);
     e->arms = lw_calloc(e->num_arms, sizeof(*e->arms));
+    uint64_t total = 0; /* arms are at most 1,000,000 each: no file holds enough of them to wrap this */
     for (size_t i = 0; i < e->num_arms; i++) {
         yaml_node_t *item = list_item(ld, v[ARMS], i);
         load_arm(ld, item, &e->arms[i]);
-        e->total_weight += e->arms[i].weight;
+        total += e->arms[i].weight;
         for (size_t j = 0; j < i; j++) {
             if (e->arms[i].name != NULL && e->arms[j].name != NULL && strcmp(e->arms[i].name, e->arms[j].name) == 0) {
                 fail(ld, item, "duplicate arm name '%s'", e->arms[i].name);
             }
         }
     }
-    if (e->total_weight == 0) {
+    /* A client's arm is its hash modulo the total, taken as a uint32_t: a larger sum would
+     * wrap and hand every client to whichever arms the wrapped total still reaches. */
+    if (total == 0) {
         fail(ld, v[ARMS], "the arms' weights add up to 0");
+    } else if (total > UINT32_MAX) {
+        fail(ld, v[ARMS], "the arms' weights add up to %" PRIu64 ", more than %" PRIu32, total, UINT32_MAX);
+    } else {
+        e->total_weight = (uint32_t)total;
     }
 }
 

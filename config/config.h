@@ -105,8 +105,8 @@ struct lw_config_experiment {
     char *cookie; /* the cookie that holds the arm: "lw_exp_" + name */
     struct lw_config_arm *arms;
     size_t num_arms;
-    uint32_t total_weight;
-    size_t first_slot; /* metric slot of the first arm; slot 0 is "no experiment" */
+    uint32_t total_weight; /* the arms' weights summed: 1 to UINT32_MAX, the loader refuses more */
+    size_t first_slot;     /* metric slot of the first arm; slot 0 is "no experiment" */
 };
 
 struct lw_config_route {

@@ -568,6 +568,40 @@ static void test_push_and_experiments(void)
                   "t.yaml:4:57: duplicate arm name 'a'", "t.yaml:5:8: missing required key 'address' in admin");
 }
 
+/* An experiment of n arms at 1,000,000 each and one more at `last`, its arms' list on line 9. */
+static char *many_arms(size_t n, unsigned last)
+{
+    static const char head[] = LISTENER_HEAD BACKEND_TAIL "experiments:\n  - name: e\n    arms:\n";
+    size_t cap = sizeof(head) + (n + 1) * 64;
+    char *y = lw_malloc(cap);
+    size_t len = (size_t)snprintf(y, cap, "%s", head);
+    for (size_t i = 0; i < n; i++) {
+        len += (size_t)snprintf(y + len, cap - len, "      - {name: a%zu, weight: 1000000, policy: hints}\n", i);
+    }
+    snprintf(y + len, cap - len, "      - {name: last, weight: %u, policy: push}\n", last);
+    return y;
+}
+
+/* The assignment takes a client's hash modulo the arms' total weight: a total past what it holds
+ * must be refused, not wrapped to 0 or to a small sum that sends everyone to one arm. */
+static void test_arm_weight_total(void)
+{
+    char *y = many_arms(4294, 967295);
+    struct lw_config *c = load_ok(y, "arms adding up to 4294967295 load");
+    TAP_OK(c != NULL && c->experiments[0].total_weight == UINT32_MAX && c->experiments[0].num_arms == 4295,
+           "their total is kept whole");
+    lw_config_unref(c);
+    free(y);
+    y = many_arms(4294, 967296);
+    EXPECT_ERRORS(y, "arms adding up to 2^32 are refused, not wrapped to 0",
+                  "t.yaml:9:7: the arms' weights add up to 4294967296, more than 4294967295");
+    free(y);
+    y = many_arms(4295, 0);
+    EXPECT_ERRORS(y, "arms adding up to past 2^32 are refused, not wrapped to a small total",
+                  "t.yaml:9:7: the arms' weights add up to 4295000000, more than 4294967295");
+    free(y);
+}
+
 int main(void)
 {
     test_default();
@@ -584,5 +618,6 @@ int main(void)
     test_refcount();
     test_examples();
     test_push_and_experiments();
+    test_arm_weight_total();
     return tap_done();
 }
