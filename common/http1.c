@@ -647,13 +647,14 @@ static int finish_response(struct lw_http1_response *res, const struct head_fiel
             return LW_EPROTO;
         }
     }
+    res->has_content_length = f->has_content_length;
+    res->content_length = f->content_length;
     if (request_is_head || res->status < 200 || res->status == 204 || res->status == 304) {
         res->body = LW_HTTP1_BODY_NONE;
     } else if (f->has_transfer_encoding) {
         res->body = f->last_is_chunked ? LW_HTTP1_BODY_CHUNKED : LW_HTTP1_BODY_CLOSE;
     } else if (f->has_content_length) {
         res->body = f->content_length > 0 ? LW_HTTP1_BODY_LENGTH : LW_HTTP1_BODY_NONE;
-        res->content_length = f->content_length;
     } else {
         res->body = LW_HTTP1_BODY_CLOSE;
     }

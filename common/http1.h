@@ -65,8 +65,12 @@ struct lw_http1_response {
     struct lw_http1_header *headers;
     size_t num_headers;
     enum lw_http1_body body;
-    uint64_t content_length; /* when body == LW_HTTP1_BODY_LENGTH ("Content-Length: 0" gives NONE) */
-    bool keep_alive;         /* the server lets us reuse the connection after this response */
+    /* The Content-Length field as one number (a list of identical values, "5, 5", is read as
+     * 5), whatever the body: a HEAD or 304 response's describes the resource. The body's
+     * length when body == LW_HTTP1_BODY_LENGTH ("Content-Length: 0" gives NONE). */
+    bool has_content_length;
+    uint64_t content_length;
+    bool keep_alive; /* the server lets us reuse the connection after this response */
 };
 
 /*

@@ -5,6 +5,7 @@ routes, names resolved with c-ares, balancing."""
 
 import hashlib
 import json
+import socket
 import threading
 
 import pytest
@@ -277,3 +278,95 @@ def test_h2_h1_concurrent_connections_from_threads(lowat, backend):
     for t in threads:
         t.join(30)
     assert not errors, errors
+
+
+@pytest.fixture
+def scripted_origin():
+    """Factory: scripted_origin({path: bytes}) starts an origin on 127.0.0.1 that answers a
+    request for path with those bytes as they are, keeping the connection; an unknown path
+    gets "ok". Returns (address, connections accepted so far: a callable)."""
+    stop = threading.Event()
+    socks, threads = [], []
+
+    def serve(c, answers):
+        c.settimeout(5)
+        buf = b""
+        try:
+            while not stop.is_set():
+                while b"\r\n\r\n" not in buf:
+                    d = c.recv(4096)
+                    if not d:
+                        return
+                    buf += d
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                path = head.split(b" ")[1].decode()
+                c.sendall(answers.get(path, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def start(answers):
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(16)
+        srv.settimeout(0.2)
+        socks.append(srv)
+        accepted = [0]
+
+        def accept_loop():
+            while not stop.is_set():
+                try:
+                    c, _ = srv.accept()
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+                accepted[0] += 1
+                t = threading.Thread(target=serve, args=(c, answers), daemon=True)
+                t.start()
+                threads.append(t)
+        t = threading.Thread(target=accept_loop, daemon=True)
+        t.start()
+        threads.append(t)
+        return f"127.0.0.1:{srv.getsockname()[1]}", lambda: accepted[0]
+    yield start
+    stop.set()
+    for s in socks:
+        s.close()
+    for t in threads:
+        t.join(6)
+
+
+LENGTH_LISTS = {"/head": b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\n",
+                "/304": b"HTTP/1.1 304 Not Modified\r\nContent-Length: 7,7\r\nETag: \"x\"\r\n\r\n"}
+
+
+def test_h2_h1_content_length_list_on_head_and_304_stated_once(lowat, scripted_origin):
+    """A HEAD or 304 response's Content-Length, written as a list of identical values (which
+    HTTP/1.1 lets a recipient read as one), reaches an HTTP/2 client as one number: the list
+    is malformed in HTTP/2, and a client resets the stream on it."""
+    addr, _ = scripted_origin(LENGTH_LISTS)
+    lw = lowat(addr, workers=1)
+    c = H2Client(lw.tls_port)
+    head = c.wait_stream(c.request("HEAD", "/head"))
+    assert (head.status, head.reset_code, head.ended) == (200, None, True)
+    assert head.header_all("content-length") == ["2"]
+    r304 = c.get("/304")
+    assert (r304.status, r304.reset_code, r304.ended) == (304, None, True)
+    assert r304.header_all("content-length") == ["7"] and r304.header("etag") == '"x"'
+    assert bytes(c.get("/other").body) == b"ok"
+
+
+def test_h1_h1_content_length_list_on_head_and_304_stated_once(lowat, scripted_origin):
+    addr, _ = scripted_origin(LENGTH_LISTS)
+    lw = lowat(addr, workers=1)
+    c = H1Conn(lw.clear_port)
+    c.send(request_bytes("HEAD", "/head", "x.test"))
+    r = c.read_response("HEAD")
+    assert r.status == 200 and r.header_all("content-length") == ["2"], r.raw_head
+    c.send(request_bytes("GET", "/304", "x.test"))
+    r = c.read_response()
+    assert r.status == 304 and r.header_all("content-length") == ["7"], r.raw_head
+    c.send(request_bytes("GET", "/other", "x.test"))
+    assert bytes(c.read_response().body) == b"ok"

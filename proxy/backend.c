@@ -464,7 +464,7 @@ static void process_input(struct lw_bconn *bc)
             bc->keep_alive = res.keep_alive;
             lw_http1_chunked_init(&bc->chunked);
             req->upstream_head_us = bc->read_cb_us;
-            lw_request_on_backend_head(req, res.status, hdrs, res.num_headers, res.body == LW_HTTP1_BODY_LENGTH,
+            lw_request_on_backend_head(req, res.status, hdrs, res.num_headers, res.has_content_length,
                                        res.content_length);
             lw_buf_consume(&bc->rbuf, (size_t)n);
             if (bc->req != req) {

@@ -704,7 +704,11 @@ void lw_request_on_backend_head(struct lw_request *req, int status, const void *
 {
     const struct lw_http1_header *hs = headers;
     req->status = status;
-    req->resp_has_length = has_length;
+    /* The frontend states the length itself, as one number. A list of identical values
+     * ("2, 2") is what RFC 9110 8.6 lets a recipient read as one, not what a sender may write
+     * (1*DIGIT): HTTP/2 clients reset the stream on it. A HEAD or 304 response has no body and
+     * its length describes the resource; a 204 may not state one (same section). */
+    req->resp_has_length = has_length && status != 204;
     req->resp_length = length;
     /* + an arm cookie and a cache-digest cookie */
     req->rheaders = lw_arena_alloc(&req->arena, (num_headers + 2) * sizeof(*req->rheaders));
@@ -716,13 +720,9 @@ void lw_request_on_backend_head(struct lw_request *req, int status, const void *
             conn_options_add(&connection, &req->arena, hs[i].value, hs[i].value_len);
         }
     }
-    /* The frontend states the framing it sends; but a HEAD or 304 response has no body and
-     * its Content-Length describes the resource, so it passes through as is. */
-    bool drop_length = !req->is_head && status != 304;
     for (size_t i = 0; i < num_headers; i++) {
         const struct lw_http1_header *h = &hs[i];
-        if (lw_http1_is_hop_by_hop(h->name, h->name_len) ||
-            (drop_length && lw_http1_name_eq(h->name, h->name_len, "content-length")) ||
+        if (lw_http1_is_hop_by_hop(h->name, h->name_len) || lw_http1_name_eq(h->name, h->name_len, "content-length") ||
             conn_options_list(&connection, h->name, h->name_len)) {
             continue;
         }

@@ -156,6 +156,9 @@ void lw_request_front_done(struct lw_request *req, bool aborted);
 /* Backend side (backend.c and pool.c). */
 /* A 1xx from the backend; headers: struct lw_http1_header[num_headers], borrowed. */
 void lw_request_on_backend_interim(struct lw_request *req, int status, const void *headers, size_t num_headers);
+/* The final head; headers: struct lw_http1_header[num_headers], borrowed. has_length and
+ * length: its Content-Length as one number (lists of identical values already read as one),
+ * which the frontend states in place of the field's own text. */
 void lw_request_on_backend_head(struct lw_request *req, int status, const void *headers, size_t num_headers,
                                 bool has_length, uint64_t length);
 /* Framed body bytes were written to the backend (bbody shrank). */

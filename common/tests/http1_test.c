@@ -308,6 +308,14 @@ static void test_responses(void)
     TAP_OK(rc > 0 && res.body == LW_HTTP1_BODY_NONE, "304 has no body whatever its Content-Length");
     rc = parse_res("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", true, &res, &why);
     TAP_OK(rc > 0 && res.body == LW_HTTP1_BODY_NONE && res.keep_alive, "a response to HEAD has no body");
+    rc = parse_res("HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\n", true, &res, &why);
+    TAP_OK(rc > 0 && res.body == LW_HTTP1_BODY_NONE && res.has_content_length && res.content_length == 2,
+           "a response to HEAD states its Content-Length list as one number");
+    rc = parse_res("HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\nContent-Length: 7,7\r\n\r\n", false, &res, &why);
+    TAP_OK(rc > 0 && res.body == LW_HTTP1_BODY_NONE && res.has_content_length && res.content_length == 7,
+           "a 304 states its repeated Content-Length as one number");
+    rc = parse_res("HTTP/1.1 304 Not Modified\r\n\r\n", false, &res, &why);
+    TAP_OK(rc > 0 && !res.has_content_length, "a 304 without Content-Length states none");
     const char *hints = "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload; as=style\r\n"
                         "Link: </b.js>; rel=preload; as=script\r\n\r\n";
     char both[256];
