@@ -652,7 +652,14 @@ static int finish_response(struct lw_http1_response *res, const struct head_fiel
     if (request_is_head || res->status < 200 || res->status == 204 || res->status == 304) {
         res->body = LW_HTTP1_BODY_NONE;
     } else if (f->has_transfer_encoding) {
-        res->body = f->last_is_chunked ? LW_HTTP1_BODY_CHUNKED : LW_HTTP1_BODY_CLOSE;
+        /* Transfer codings are hop-by-hop, and chunked is the only one decoded here: a body
+         * under gzip (close-delimited, or chunked on top) would go on still coded, with
+         * nothing left to say so, and reach the client corrupted. */
+        if (f->codings != 1 || f->chunked_count != 1) {
+            *why = "unsupported Transfer-Encoding";
+            return LW_EPROTO;
+        }
+        res->body = LW_HTTP1_BODY_CHUNKED;
     } else if (f->has_content_length) {
         res->body = f->content_length > 0 ? LW_HTTP1_BODY_LENGTH : LW_HTTP1_BODY_NONE;
     } else {

@@ -8,8 +8,8 @@
  * that gap is where request smuggling lives. Rejected: bare CR, bare LF as a line end,
  * obs-fold, whitespace before the colon, CTL bytes (other than HTAB) in values, NUL
  * anywhere, Content-Length together with Transfer-Encoding, differing or malformed
- * Content-Length values, a request Transfer-Encoding whose last coding is not chunked,
- * HTTP/1.1 requests without exactly one Host.
+ * Content-Length values, a Transfer-Encoding other than chunked alone on a request or on
+ * a response with a body, HTTP/1.1 requests without exactly one Host.
  */
 #ifndef LW_COMMON_HTTP1_H
 #define LW_COMMON_HTTP1_H
@@ -89,9 +89,10 @@ ssize_t lw_http1_parse_request(const char *buf, size_t len, struct lw_http1_requ
 /*
  * Parse one response head from buf[0..len); same conventions as lw_http1_parse_request.
  * request_is_head: the request was HEAD, so the response has no body whatever it says.
- * 1xx, 204 and 304 responses have no body. Transfer-Encoding with chunked last gives
- * CHUNKED, any other Transfer-Encoding gives CLOSE, Content-Length gives LENGTH, neither
- * gives CLOSE. Content-Length together with Transfer-Encoding is LW_EPROTO.
+ * 1xx, 204 and 304 responses have no body. Transfer-Encoding: chunked gives CHUNKED,
+ * Content-Length gives LENGTH, neither gives CLOSE. Content-Length together with
+ * Transfer-Encoding is LW_EPROTO, and so is any other transfer coding on a response with a
+ * body ("gzip", "gzip, chunked"): its bytes could only be passed on still coded.
  */
 ssize_t lw_http1_parse_response(const char *buf, size_t len, bool request_is_head, struct lw_http1_response *res,
                                 struct lw_http1_header *headers, size_t max_headers, size_t max_head_bytes,

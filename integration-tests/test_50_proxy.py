@@ -3,6 +3,7 @@
 headers, X-Forwarded-*, Via, bodies in every framing, the keep-alive pool and its limits,
 routes, names resolved with c-ares, balancing."""
 
+import gzip
 import hashlib
 import json
 import socket
@@ -282,13 +283,14 @@ def test_h2_h1_concurrent_connections_from_threads(lowat, backend):
 
 @pytest.fixture
 def scripted_origin():
-    """Factory: scripted_origin({path: bytes}) starts an origin on 127.0.0.1 that answers a
-    request for path with those bytes as they are, keeping the connection; an unknown path
-    gets "ok". Returns (address, connections accepted so far: a callable)."""
+    """Factory: scripted_origin({path: bytes}, close=(paths)) starts an origin on 127.0.0.1 that
+    answers a request for path with those bytes as they are, keeping the connection unless the
+    path is in close; an unknown path gets "ok". Returns (address, connections accepted so far:
+    a callable)."""
     stop = threading.Event()
     socks, threads = [], []
 
-    def serve(c, answers):
+    def serve(c, answers, close):
         c.settimeout(5)
         buf = b""
         try:
@@ -301,12 +303,14 @@ def scripted_origin():
                 head, buf = buf.split(b"\r\n\r\n", 1)
                 path = head.split(b" ")[1].decode()
                 c.sendall(answers.get(path, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+                if path in close:
+                    return
         except OSError:
             pass
         finally:
             c.close()
 
-    def start(answers):
+    def start(answers, close=()):
         srv = socket.socket()
         srv.bind(("127.0.0.1", 0))
         srv.listen(16)
@@ -323,7 +327,7 @@ def scripted_origin():
                 except OSError:
                     return
                 accepted[0] += 1
-                t = threading.Thread(target=serve, args=(c, answers), daemon=True)
+                t = threading.Thread(target=serve, args=(c, answers, close), daemon=True)
                 t.start()
                 threads.append(t)
         t = threading.Thread(target=accept_loop, daemon=True)
@@ -370,3 +374,24 @@ def test_h1_h1_content_length_list_on_head_and_304_stated_once(lowat, scripted_o
     assert r.status == 304 and r.header_all("content-length") == ["7"], r.raw_head
     c.send(request_bytes("GET", "/other", "x.test"))
     assert bytes(c.read_response().body) == b"ok"
+
+
+GZIPPED = gzip.compress(b"hello, world")
+CODED = {"/gzip": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n" + GZIPPED,
+         "/gzip-chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                          + b"%x\r\n" % len(GZIPPED) + GZIPPED + b"\r\n0\r\n\r\n"}
+
+
+@pytest.mark.parametrize("path", sorted(CODED))
+def test_h2_h1_transfer_coding_other_than_chunked_502(lowat, scripted_origin, path):
+    """A body under a transfer coding lowat does not decode (gzip, close-delimited or chunked on
+    top) must not reach the client as if it were the content: a 502 and a log line saying why,
+    and the backend connection is not used again."""
+    addr, accepted = scripted_origin(CODED, close={"/gzip"})
+    lw = lowat(addr, workers=1)
+    c = H2Client(lw.tls_port)
+    st = c.get(path)
+    assert st.status == 502 and GZIPPED not in bytes(st.body), (st, bytes(st.body))
+    assert lw.wait_log(r"unsupported Transfer-Encoding"), lw.stderr_text()
+    assert bytes(c.get("/other").body) == b"ok"
+    assert accepted() == 2
