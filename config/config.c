@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,9 @@ struct loader {
     size_t len;
     const char *base_dir; /* relative certificate paths are resolved against it; NULL: as written */
     yaml_document_t doc;
+    size_t num_nodes;  /* the document's; alias uses are numbered after them */
+    yaml_node_t *uses; /* one node per alias use: see mark_alias_uses */
+    size_t num_uses;
     struct lw_config *cfg;
     struct problem *problems;
     size_t num_problems;
@@ -205,7 +209,91 @@ static void free_config(struct lw_config *c)
 
 static yaml_node_t *node_at(struct loader *ld, int index)
 {
+    if (index > 0 && (size_t)index > ld->num_nodes) {
+        return &ld->uses[(size_t)index - ld->num_nodes - 1];
+    }
     return yaml_document_get_node(&ld->doc, index);
+}
+
+/* Where the child number `child` of a sequence or mapping node keeps its node's index. */
+static yaml_node_item_t *child_slot(yaml_node_t *parent, size_t child)
+{
+    if (parent->type == YAML_SEQUENCE_NODE) {
+        yaml_node_item_t *items = parent->data.sequence.items.start;
+        return child < (size_t)(parent->data.sequence.items.top - items) ? &items[child] : NULL;
+    }
+    yaml_node_pair_t *pairs = parent->data.mapping.pairs.start;
+    if (child / 2 >= (size_t)(parent->data.mapping.pairs.top - pairs)) {
+        return NULL;
+    }
+    return child % 2 == 0 ? &pairs[child / 2].key : &pairs[child / 2].value;
+}
+
+/*
+ * libyaml's document hands an alias the anchor's node, marks and all, so an error in what an
+ * alias brings ("'log' must be a mapping") would point at the anchor, lines away from the
+ * key it is wrong for. Each use gets a node of its own: a copy of the anchor's that shares its contents (so no
+ * alias costs more than one node) with the alias's marks, numbered after the document's.
+ * The document numbers its nodes in the order of their events, and a collection's children
+ * in order too, so a second pass over the first document's events finds where each alias
+ * sits. Anything unexpected ends the pass, leaving the remaining aliases on their anchors.
+ */
+static void mark_alias_uses(struct loader *ld)
+{
+    yaml_parser_t parser;
+    yaml_event_t ev;
+    struct open_node {
+        yaml_node_t *node;
+        size_t children;
+    } *open = NULL;
+    size_t depth = 0, cap = 0, index = 0, uses_cap = 0;
+    bool go = true;
+
+    ld->num_nodes = (size_t)(ld->doc.nodes.top - ld->doc.nodes.start);
+    if (!yaml_parser_initialize(&parser)) {
+        lw_log_error("out of memory initializing libyaml");
+        abort();
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)ld->text, ld->len);
+    while (go && yaml_parser_parse(&parser, &ev)) {
+        bool child = ev.type == YAML_SCALAR_EVENT || ev.type == YAML_SEQUENCE_START_EVENT ||
+                     ev.type == YAML_MAPPING_START_EVENT || ev.type == YAML_ALIAS_EVENT;
+        yaml_node_item_t *slot = NULL;
+        if (child && depth > 0) {
+            slot = child_slot(open[depth - 1].node, open[depth - 1].children++);
+            go = slot != NULL;
+        }
+        if (go && ev.type == YAML_ALIAS_EVENT) {
+            yaml_node_t *anchor = slot != NULL ? node_at(ld, *slot) : NULL;
+            go = anchor != NULL && (size_t)*slot <= ld->num_nodes && ld->num_nodes + ld->num_uses < INT_MAX;
+            if (go) {
+                if (ld->num_uses == uses_cap) {
+                    uses_cap = uses_cap ? 2 * uses_cap : 16;
+                    ld->uses = lw_realloc(ld->uses, uses_cap * sizeof(*ld->uses));
+                }
+                yaml_node_t *use = &ld->uses[ld->num_uses++];
+                *use = *anchor;
+                use->start_mark = ev.start_mark;
+                use->end_mark = ev.end_mark;
+                *slot = (int)(ld->num_nodes + ld->num_uses);
+            }
+        } else if (go && child && ++index > ld->num_nodes) {
+            go = false;
+        } else if (go && (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT)) {
+            if (depth == cap) {
+                cap = cap ? 2 * cap : 16;
+                open = lw_realloc(open, cap * sizeof(*open));
+            }
+            open[depth++] = (struct open_node){node_at(ld, (int)index), 0};
+        } else if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT) {
+            go = depth-- > 0;
+        } else if (ev.type == YAML_DOCUMENT_END_EVENT || ev.type == YAML_STREAM_END_EVENT) {
+            go = false;
+        }
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&parser);
+    free(open);
 }
 
 /* The text of a scalar node, or NULL for a mapping, a sequence, or a string with an escaped
@@ -1320,6 +1408,7 @@ static int load(const char *text, size_t len, const char *name, const char *base
         fail_at(&ld, 1, 1, "empty configuration");
         goto Exit;
     }
+    mark_alias_uses(&ld);
     load_root(&ld, root);
     /* A second document would be ignored silently, which is never what its author meant. */
     if (!yaml_parser_load(&parser, &extra)) {
@@ -1334,8 +1423,9 @@ static int load(const char *text, size_t len, const char *name, const char *base
 
 Exit:
     if (have_doc) {
-        yaml_document_delete(&ld.doc);
+        yaml_document_delete(&ld.doc); /* the uses share what it frees, and own nothing */
     }
+    free(ld.uses);
     yaml_parser_delete(&parser);
     report(&ld, errs);
     if (errs->count > 0) {

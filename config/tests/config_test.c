@@ -602,6 +602,23 @@ static void test_arm_weight_total(void)
     free(y);
 }
 
+/* An error in what an alias brings points at the alias, where the value is used; an error
+ * inside an aliased collection still points at its text, under the anchor. */
+static void test_alias_errors(void)
+{
+    EXPECT_ERRORS("workers: &w 2\n" LISTENER_HEAD BACKEND_TAIL "log: *w\n", "an aliased scalar where a mapping goes",
+                  "t.yaml:7:6: 'log' must be a mapping");
+    EXPECT_ERRORS("listeners: &l\n  - address: 127.0.0.1:8443\n" BACKEND_TAIL "limits: *l\nlog: {level: *l}\n",
+                  "an aliased list used twice, each use where it is", "t.yaml:6:9: 'limits' must be a mapping",
+                  "t.yaml:7:14: 'level' must be one of error, warn, info, debug");
+    struct lw_config *c = load_ok(LISTENER_HEAD "backends:\n  - {name: a, members: &m ['127.0.0.1:1']}\n"
+                                                "  - {name: b, members: *m}\nroutes: [{path: /, backend: b}]\n",
+                                  "an aliased list loads as its anchor");
+    TAP_OK(c != NULL && c->num_backends == 2 && c->backends[1].num_members == 1 && c->backends[1].members[0].port == 1,
+           "the alias's members are read");
+    lw_config_unref(c);
+}
+
 int main(void)
 {
     test_default();
@@ -619,5 +636,6 @@ int main(void)
     test_examples();
     test_push_and_experiments();
     test_arm_weight_total();
+    test_alias_errors();
     return tap_done();
 }
