@@ -232,8 +232,9 @@ static yaml_node_item_t *child_slot(yaml_node_t *parent, size_t child)
 /*
  * libyaml's document hands an alias the anchor's node, marks and all, so an error in what an
  * alias brings ("'log' must be a mapping") would point at the anchor, lines away from the
- * key it is wrong for. Each use gets a node of its own: a copy of the anchor's that shares its contents (so no
- * alias costs more than one node) with the alias's marks, numbered after the document's.
+ * key it is wrong for. Each use gets a node of its own: a copy of the anchor's that shares
+ * its contents (so no alias costs more than one node) with the alias's marks, numbered after
+ * the document's.
  * The document numbers its nodes in the order of their events, and a collection's children
  * in order too, so a second pass over the first document's events finds where each alias
  * sits. Anything unexpected ends the pass, leaving the remaining aliases on their anchors.
