@@ -5,12 +5,16 @@ import hashlib
 import json
 import os
 import socket
+import ssl
+import struct
 import time
 
 import pytest
 
 from backend import pattern_bytes, pattern_sha256
+from conftest import SLOW
 from h1client import H1Conn, request_bytes
+from rawtls import RawTLS
 from runners import curl
 
 
@@ -189,3 +193,114 @@ def test_h1_h1_too_many_headers_rejected(lowat, backend):
     r = c.read_response()
     assert r.status in (400, 431)
     assert not b.requests
+
+
+class TLSOverMemory:
+    """A socket-like view of a RawTLS connection, for H1Conn: unlike an ssl.SSLSocket, whose
+    shutdown() drops TLS, its TCP side can be half-closed, and close_notify sent on its own."""
+
+    def __init__(self, port):
+        self.raw = RawTLS("127.0.0.1", port, alpn="http/1.1")
+
+    def settimeout(self, t):
+        self.raw.sock.settimeout(t)
+
+    def sendall(self, data):
+        self.raw.send(data)
+
+    def recv(self, n):
+        while True:
+            try:
+                return self.raw.tls.read(n)
+            except ssl.SSLWantReadError:
+                data = self.raw.sock.recv(65536)
+                if not data:
+                    return b""
+                self.raw.inc.write(data)
+            except ssl.SSLZeroReturnError:
+                return b""
+
+    def send_close_notify(self):
+        try:
+            self.raw.tls.unwrap()
+        except ssl.SSLWantReadError:
+            pass
+        self.raw.sock.sendall(self.raw.out.read())
+
+    def shutdown(self, how):
+        self.raw.sock.shutdown(how)
+
+    def close(self):
+        self.raw.sock.close()
+
+
+def leave(c, how):
+    """Close a client connection the way a departing client does."""
+    if how == "rst":
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    elif how == "close_notify":
+        c.sock.send_close_notify()
+    c.close()
+
+
+@pytest.mark.parametrize("tls,how", [(False, "fin"), (False, "rst"), (True, "fin"), (True, "close_notify")],
+                         ids=["cleartext-fin", "cleartext-rst", "tls-fin", "tls-close_notify"])
+def test_h1_h1_client_gone_releases_the_backend_exchange(lowat, backend, tls, how):
+    """A client that leaves while its response is awaited frees the backend exchange at once, as
+    on h2, instead of holding a backend connection until the response timeout (30 s here)."""
+    b = backend()
+    lw = lowat(b, workers=1, backend_opts={"response_timeout": "30s"})
+    c = H1Conn(0, sock=TLSOverMemory(lw.tls_port)) if tls else H1Conn(lw.clear_port)
+    c.send(request_bytes("GET", "/hang", "localhost"))
+    assert b.wait_requests(1, 5), "the request did not reach the backend"
+    leave(c, how)
+    assert b.wait_for(lambda: b.hang_released >= 1, 3 * SLOW), "the backend exchange outlived its client"
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["cleartext", "tls"])
+def test_h1_h1_half_closed_client_still_gets_its_responses(lowat, backend, tls):
+    """A client may close its sending side after its requests and still read the answers."""
+    lw = lowat(backend())
+    c = H1Conn(0, sock=TLSOverMemory(lw.tls_port)) if tls else H1Conn(lw.clear_port)
+    c.send(request_bytes("GET", "/slow/500", "localhost") + request_bytes("GET", "/bytes/300000", "localhost"))
+    c.sock.shutdown(socket.SHUT_WR)
+    r1, r2 = c.read_response(), c.read_response()
+    assert (r1.status, bytes(r1.body)) == (200, b"slow\n")
+    assert (r2.status, r2.complete, r2.body_len, r2.sha256) == (200, True, 300000, pattern_sha256(300000))
+    assert c.wait_closed(3), "lowat kept a half-closed connection open after its last response"
+
+
+def test_h1_h1_abandoned_requests_leave_room_for_others(lowat, backend):
+    """Clients that send a request and leave do not fill the backend's connections and queue."""
+    b = backend()
+    lw = lowat(b, workers=1, backend_opts={"max_connections": 2, "queue": 2, "response_timeout": "30s"})
+    gone = [H1Conn(lw.clear_port) for _ in range(4)]
+    for i, c in enumerate(gone):
+        c.send(request_bytes("GET", f"/hang?i={i}", "localhost"))
+    assert b.wait_requests(2, 5)
+    for c in gone:
+        c.close()
+    assert b.wait_for(lambda: b.hang_released >= 2, 3 * SLOW), "the abandoned exchanges still hold the backend"
+    c = H1Conn(lw.clear_port)
+    c.send(request_bytes("GET", "/name", "localhost"))
+    r = c.read_response()
+    assert (r.status, bytes(r.body)) == (200, b"app")
+
+
+def test_h1_h1_abandoned_requests_do_not_mark_the_member_down(lowat, backend):
+    """Exchanges whose clients left are not the member's failures: it is not marked down."""
+    b = backend()
+    lw = lowat(b, workers=1, backend_opts={"response_timeout": "1s", "max_fails": 3})
+    gone = [H1Conn(lw.clear_port) for _ in range(3)]
+    for i, c in enumerate(gone):
+        c.send(request_bytes("GET", f"/hang?i={i}", "localhost"))
+    assert b.wait_requests(3, 5)
+    for c in gone:
+        c.close()
+    time.sleep(1.5 * SLOW)  # past the response timeout: each exchange left would have failed by now
+    marked = lw.wait_log(r"marked down", 0.1)
+    assert marked is None, marked
+    c = H1Conn(lw.clear_port)
+    c.send(request_bytes("GET", "/name", "localhost"))
+    r = c.read_response()
+    assert (r.status, bytes(r.body)) == (200, b"app")

@@ -170,6 +170,14 @@ void lw_conn_pause_read(struct lw_conn *c)
     }
 }
 
+bool lw_conn_is_reset(struct lw_conn *c)
+{
+    /* A RST sets the socket's error (EPIPE after the peer's FIN, ECONNRESET before it). */
+    int err = 0;
+    socklen_t len = sizeof(err);
+    return getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0;
+}
+
 void lw_conn_resume_read(struct lw_conn *c)
 {
     if (c->closed || c->closing) {

@@ -95,6 +95,9 @@ void lw_conn_close_after_flush(struct lw_conn *c);
  * processes input already buffered (a pipelined request). */
 void lw_conn_pause_read(struct lw_conn *c);
 void lw_conn_resume_read(struct lw_conn *c);
+/* Whether the peer reset the connection (a RST came; read or not). Takes the socket's pending
+ * error: only for a connection about to be closed when it says true. */
+bool lw_conn_is_reset(struct lw_conn *c);
 /* (Re)arm the connection's timer; 0 disarms. */
 void lw_conn_set_timeout(struct lw_conn *c, uint32_t ms);
 /* Graceful stop: GOAWAY on h2, close after the current exchange on h1, close if idle. */

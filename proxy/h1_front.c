@@ -26,6 +26,12 @@ enum h1_state {
     H1_RESPONSE,  /* request read; the response is under way */
 };
 
+/* After the client's FIN, the socket is looked at this many times for a RST, the first this
+ * long after the probe (see watch_closed_input), each wait twice the one before: about 5 s in
+ * all, past a lost probe's retransmission on any path worth serving. */
+#define RESET_CHECKS 8
+#define RESET_CHECK_FIRST_MS 20
+
 struct lw_h1_front {
     struct lw_conn *conn;
     struct lw_request *req;
@@ -41,6 +47,10 @@ struct lw_h1_front {
     bool body_read;     /* the whole request body has been read */
     bool shutdown;
     bool head_started; /* bytes of the next request head have arrived */
+    bool input_closed; /* the client's FIN (or close_notify) came while a request was pending */
+    bool probe_sent;   /* since that FIN, this request's RST checks have begun */
+    uint8_t reset_checks; /* looks for a RST left (see watch_closed_input) */
+    uint32_t reset_check_ms;
 };
 
 static const struct lw_request_front_ops h1_ops;
@@ -186,7 +196,9 @@ static void h1_on_error(struct lw_request *req, int status)
 
 static void h1_on_request_body_drained(struct lw_request *req)
 {
-    lw_conn_resume_read(req->conn);
+    if (!req->conn->h1->input_closed) {
+        lw_conn_resume_read(req->conn);
+    }
 }
 
 static const struct lw_request_front_ops h1_ops = {
@@ -297,6 +309,8 @@ static bool start_request(struct lw_h1_front *h, const struct lw_http1_request *
     lw_http1_chunked_init(&h->chunked);
     h->state = h->body_read ? H1_RESPONSE : H1_BODY;
     h->head_started = false;
+    h->probe_sent = false;
+    h->reset_checks = 0;
     lw_conn_set_timeout(c, 0);
     if (r->upgrade && try_upgrade(h, req, r)) {
         return false;
@@ -317,6 +331,8 @@ static void read_body(struct lw_h1_front *h)
     struct lw_request *req = h->req;
     while (h->state == H1_BODY && lw_buf_size(&c->rbuf) > 0) {
         if (req != NULL && lw_request_body_is_full(req)) {
+            /* Until the backend takes some: a client that leaves meanwhile is seen then, its
+             * FIN being behind the body bytes that wait in the kernel. */
             lw_conn_pause_read(c);
             return;
         }
@@ -377,9 +393,15 @@ int lw_h1_front_process(struct lw_h1_front *h)
             continue;
         }
         if (h->state == H1_RESPONSE) {
-            /* One exchange at a time: read no more (a pipelined request waits in the kernel)
-             * until the response is done, so a client cannot grow our buffer without end. */
-            lw_conn_pause_read(c);
+            /* One exchange at a time: a pipelined request waits in rbuf until the response is
+             * done. Reading goes on meanwhile, or a client that leaves (FIN, RST) would not be
+             * seen, and its exchange would hold a backend connection until the response
+             * timeout. Up to a request head's worth, though: past that the bytes wait in the
+             * kernel, so a client cannot grow our buffer without end (and its FIN, behind them,
+             * is seen when the exchange ends). */
+            if (lw_buf_size(&c->rbuf) >= lim->max_header_bytes) {
+                lw_conn_pause_read(c);
+            }
             break;
         }
         if (lw_buf_size(&c->rbuf) == 0) {
@@ -491,9 +513,51 @@ size_t lw_h1_front_produce(struct lw_h1_front *h, size_t budget)
 }
 
 
+/*
+ * The client sent FIN (or close_notify) after a whole request. Either it is gone (curl, a
+ * browser's stop, a program that exits: by far the usual case) and its exchange should free
+ * the backend connection now, as on h2, or it closed only its sending side (a TCP half-close:
+ * `nc -N` and some scripts do it) and waits for the answer. Nothing on the wire tells them
+ * apart until something is sent: a socket closed for good answers data with a RST. nginx
+ * takes the FIN as the client leaving (unless proxy_ignore_client_abort), which breaks the
+ * second kind; HAProxy serves the request (unless abortonclose), which keeps the first kind's
+ * exchanges. Here both get what they want: an HTTP/1.1 client is sent an interim "100
+ * Continue" at once, which it must accept before any response (RFC 9110 section 15.2), and
+ * the socket is looked at for a RST a few times over the next seconds (no event would say:
+ * after a FIN the socket stays readable, and a level-triggered read event would fire without
+ * end). A response already under way is its own probe. HTTP/1.0 has no interim responses:
+ * its exchange is served as before, and ends when a write fails or times out.
+ */
+static void watch_closed_input(struct lw_h1_front *h)
+{
+    struct lw_conn *c = h->conn;
+    h->input_closed = true;
+    lw_conn_pause_read(c);
+    if (h->probe_sent) {
+        return;
+    }
+    if (!h->head_sent) {
+        if (h->minor < 1) {
+            return;
+        }
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        lw_conn_send(c, cont, sizeof(cont) - 1);
+        lw_conn_want_flush(c);
+    }
+    h->probe_sent = true;
+    h->reset_checks = RESET_CHECKS;
+    h->reset_check_ms = RESET_CHECK_FIRST_MS;
+    lw_conn_set_timeout(c, h->reset_check_ms);
+}
+
 void lw_h1_front_on_eof(struct lw_h1_front *h)
 {
+    if (h->req != NULL && h->state == H1_RESPONSE) {
+        watch_closed_input(h);
+        return;
+    }
     if (h->req != NULL) {
+        /* The body was cut short: the request cannot be served. */
         lw_request_front_done(h->req, true);
         h->req = NULL;
     }
@@ -513,6 +577,18 @@ void lw_h1_front_on_timeout(struct lw_h1_front *h)
 {
     struct lw_conn *c = h->conn;
     if (h->req != NULL) {
+        if (h->reset_checks == 0) {
+            return;
+        }
+        if (lw_conn_is_reset(c)) {
+            lw_log_debug("%s: client gone while its response was awaited", c->peer_str);
+            lw_conn_close(c); /* frees h: its exchange ends as aborted */
+            return;
+        }
+        if (--h->reset_checks > 0) {
+            h->reset_check_ms *= 2;
+            lw_conn_set_timeout(c, h->reset_check_ms);
+        }
         return;
     }
     if (lw_buf_size(&c->rbuf) > 0) {

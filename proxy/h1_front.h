@@ -21,11 +21,12 @@ struct lw_h1_front *lw_h1_front_new(struct lw_conn *c);
 int lw_h1_front_process(struct lw_h1_front *h);
 /* Produce response bytes into the connection, up to about budget. Returns bytes produced. */
 size_t lw_h1_front_produce(struct lw_h1_front *h, size_t budget);
-/* The client closed its side. */
+/* The client closed its sending side (FIN, close_notify). With a whole request pending, its
+ * response is still produced until the client is seen to be gone (see h1_front.c). */
 void lw_h1_front_on_eof(struct lw_h1_front *h);
 /* Graceful stop: close after the exchange in flight, or now if none. */
 void lw_h1_front_shutdown(struct lw_h1_front *h);
-/* The connection timer fired (header, idle). */
+/* The connection timer fired (header, idle, a look for the RST of a client gone). */
 void lw_h1_front_on_timeout(struct lw_h1_front *h);
 /* Abort any exchange and free. */
 void lw_h1_front_free(struct lw_h1_front *h);
