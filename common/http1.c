@@ -267,13 +267,21 @@ static const char *apply_transfer_encoding(struct head_fields *f, const char *v,
     return any ? NULL : "empty Transfer-Encoding";
 }
 
-/* Host routes the request, so it must read as a host[:port] to everyone (RFC 9110 7.2). */
-static const char *apply_host(struct head_fields *f, const char *v, size_t len)
+bool lw_http1_is_host(const char *v, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
         if (!has_class((unsigned char)v[i], LW_HTTP1_CT_HOST)) {
-            return "invalid Host";
+            return false;
         }
+    }
+    return true;
+}
+
+/* Host routes the request, so it must read as a host[:port] to everyone (RFC 9110 7.2). */
+static const char *apply_host(struct head_fields *f, const char *v, size_t len)
+{
+    if (!lw_http1_is_host(v, len)) {
+        return "invalid Host";
     }
     if (f->host_count++ == 0) {
         f->host = v;

@@ -147,6 +147,11 @@ bool lw_http1_has_token(const char *value, size_t len, const char *lower_token);
  */
 bool lw_http1_is_hop_by_hop(const char *name, size_t len);
 
+/* May v[0..len) stand as a Host value (RFC 9110 section 7.2)? Only reg-name, IP-literal and
+ * port characters (RFC 3986 section 3.2.2): no userinfo, path, query or fragment delimiter,
+ * so that every reader ends the host where we do. The request parser checks Host with it. */
+bool lw_http1_is_host(const char *v, size_t len);
+
 /* Is c a tchar (RFC 9110 section 5.6.2)? */
 bool lw_http1_is_tchar(unsigned char c);
 

@@ -304,3 +304,52 @@ def test_h1_h1_abandoned_requests_do_not_mark_the_member_down(lowat, backend):
     c.send(request_bytes("GET", "/name", "localhost"))
     r = c.read_response()
     assert (r.status, bytes(r.body)) == (200, b"app")
+
+
+@pytest.mark.parametrize("target", [b'http://a<b>"c{|}\xff/echo', b"http://user@evil.test@localhost/echo",
+                                    b"http://user@localhost/echo", b"http:///echo", b"http://localhost:80\\@x/echo"],
+                         ids=["host-bytes", "userinfo-twice", "userinfo", "empty", "backslash"])
+def test_h1_absolute_form_authority_checked_like_host(lowat, backend, target):
+    """The authority of an absolute-form target routes the request as Host does, so what a Host
+    header may not carry is refused there too, userinfo included, and an empty one is no cue to
+    fall back on the Host header."""
+    b = backend()
+    lw = lowat(b)
+    c = H1Conn(lw.clear_port)
+    c.send(b"GET " + target + b" HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    r = c.read_response()
+    assert r.status == 400, (r, bytes(r.body))
+    assert c.wait_closed(3)
+    assert not b.requests, b.requests[0]["raw_head"]
+
+
+@pytest.mark.parametrize("target,path,host", [
+    (b"http://localhost?x=1", "/?x=1", "localhost"),
+    (b"http://localhost", "/", "localhost"),
+    (b"http://localhost:8080/echo?a=b/c", "/echo?a=b/c", "localhost:8080"),
+    (b"HTTP://other.test?q/r", "/?q/r", "other.test"),
+], ids=["query", "bare", "port-path-query", "query-with-slash"])
+def test_h1_h1_absolute_form_path_and_query_kept(lowat, backend, target, path, host):
+    """The authority ends at "/", "?" or "#": an empty path becomes "/" and the query stays in it."""
+    b = backend()
+    lw = lowat(b)
+    c = H1Conn(lw.clear_port)
+    c.send(b"GET " + target + b" HTTP/1.1\r\nHost: ignored.test\r\n\r\n")
+    assert c.read_response().status == 200
+    seen = b.requests[-1]
+    assert (seen["path"], [v for n, v in seen["headers"] if n.lower() == "host"]) == (path, [host])
+
+
+def test_h1_h1_absolute_form_fragment_does_not_fool_a_wildcard_route(lowat, backend):
+    """"evil.test#.example.com" ends with ".example.com", but its host is evil.test."""
+    alpha, beta = backend("alpha"), backend("beta")
+    lw = lowat(backends=[{"name": x.name, "members": [x.address]} for x in (alpha, beta)],
+               routes=[{"host": "*.example.com", "backend": "beta"}, {"path": "/", "backend": "alpha"}])
+    c = H1Conn(lw.clear_port)
+    c.send(b"GET http://evil.test#.example.com/name HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    r = c.read_response()
+    assert bytes(r.body) != b"beta" and not beta.requests, beta.requests[0]["raw_head"]
+    c = H1Conn(lw.clear_port)
+    c.send(b"GET http://x.example.com/name HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    r = c.read_response()
+    assert (r.status, bytes(r.body)) == (200, b"beta")

@@ -238,6 +238,55 @@ static bool try_upgrade(struct lw_h1_front *h, struct lw_request *req, const str
     return true;
 }
 
+/*
+ * absolute-form (RFC 9112 section 3.2.2): the target's authority wins over Host. Narrows
+ * [*target, +*target_len) to the path and query, sets *authority, and *add_slash when the path
+ * is empty. Returns false when the request was refused. The target is not NUL-terminated:
+ * search within its length only.
+ */
+static bool split_absolute_form(struct lw_h1_front *h, const char **target, size_t *target_len,
+                                const char **authority, size_t *authority_len, bool *add_slash)
+{
+    const char *t = *target;
+    const char *end = t + *target_len;
+    const char *scheme_end = *target_len > 7 ? memmem(t, *target_len, "://", 3) : NULL;
+    if (scheme_end == NULL) {
+        if (*target_len == 1 && t[0] == '*') {
+            reply_and_close(h, 400, "asterisk-form is not proxied");
+        } else {
+            reply_and_close(h, 400, "invalid request-target");
+        }
+        return false;
+    }
+    /* The authority ends where the path, the query or a fragment begins (RFC 3986 section
+     * 3.2). It routes the request as Host would, so it meets Host's rules: else characters
+     * Host refuses would reach the backend, and a route for "*.example.com" would match
+     * "evil.test#.example.com". Userinfo is refused by name: a sender must not send it
+     * (RFC 9110 section 4.2.4), and "user@evil.test@host" names a host only by guessing. */
+    const char *auth = scheme_end + 3;
+    const char *auth_end = auth;
+    while (auth_end < end && *auth_end != '/' && *auth_end != '?' && *auth_end != '#') {
+        auth_end++;
+    }
+    size_t len = (size_t)(auth_end - auth);
+    if (memchr(auth, '@', len) != NULL) {
+        reply_and_close(h, 400, "userinfo in request-target");
+        return false;
+    }
+    /* An empty one is invalid too (RFC 9110 section 4.2.1), not a cue to use Host. */
+    if (len == 0 || !lw_http1_is_host(auth, len)) {
+        reply_and_close(h, 400, "invalid authority in request-target");
+        return false;
+    }
+    *authority = auth;
+    *authority_len = len;
+    /* "http://h" asks for "/", and "http://h?q" for "/?q" (RFC 9112 section 3.2.1). */
+    *target = auth_end;
+    *target_len = (size_t)(end - auth_end);
+    *add_slash = *target_len == 0 || auth_end[0] != '/';
+    return true;
+}
+
 /* Make a request from a parsed head. Returns false when the request was refused. */
 static bool start_request(struct lw_h1_front *h, const struct lw_http1_request *r)
 {
@@ -246,32 +295,10 @@ static bool start_request(struct lw_h1_front *h, const struct lw_http1_request *
     size_t target_len = r->target_len;
     const char *authority = r->host;
     size_t authority_len = r->host_len;
-    if (target_len > 0 && target[0] != '/') {
-        /* absolute-form (RFC 9112 section 3.2.2): the target's authority wins over Host. The
-         * target is not NUL-terminated: search within its length only. */
-        const char *scheme_end = target_len > 7 ? memmem(target, target_len, "://", 3) : NULL;
-        if (scheme_end == NULL) {
-            if (target_len == 1 && target[0] == '*') {
-                reply_and_close(h, 400, "asterisk-form is not proxied");
-            } else {
-                reply_and_close(h, 400, "invalid request-target");
-            }
-            return false;
-        }
-        const char *auth = scheme_end + 3;
-        const char *path = memchr(auth, '/', (size_t)(target + target_len - auth));
-        const char *auth_end = path != NULL ? path : target + target_len;
-        if (auth_end > auth) {
-            authority = auth;
-            authority_len = (size_t)(auth_end - auth);
-        }
-        if (path == NULL) {
-            path = "/";
-            target_len = 1;
-        } else {
-            target_len = (size_t)(target + target_len - path);
-        }
-        target = path;
+    bool add_slash = false;
+    if (target_len > 0 && target[0] != '/' &&
+        !split_absolute_form(h, &target, &target_len, &authority, &authority_len, &add_slash)) {
+        return false;
     }
     if (authority == NULL || authority_len == 0) {
         reply_and_close(h, 400, "missing Host");
@@ -283,8 +310,17 @@ static bool start_request(struct lw_h1_front *h, const struct lw_http1_request *
     req->method = lw_arena_strndup(&req->arena, r->method, r->method_len);
     req->method_len = r->method_len;
     req->is_head = r->method_len == 4 && memcmp(r->method, "HEAD", 4) == 0;
-    req->path = lw_arena_strndup(&req->arena, target, target_len);
-    req->path_len = target_len;
+    if (add_slash) {
+        char *path = lw_arena_alloc(&req->arena, target_len + 2);
+        path[0] = '/';
+        memcpy(path + 1, target, target_len);
+        path[target_len + 1] = '\0';
+        req->path = path;
+        req->path_len = target_len + 1;
+    } else {
+        req->path = lw_arena_strndup(&req->arena, target, target_len);
+        req->path_len = target_len;
+    }
     req->authority = lw_arena_strndup(&req->arena, authority, authority_len);
     req->authority_len = authority_len;
     req->scheme = c->tls ? "https" : "http";
