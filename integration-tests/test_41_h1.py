@@ -353,3 +353,17 @@ def test_h1_h1_absolute_form_fragment_does_not_fool_a_wildcard_route(lowat, back
     c.send(b"GET http://x.example.com/name HTTP/1.1\r\nHost: localhost\r\n\r\n")
     r = c.read_response()
     assert (r.status, bytes(r.body)) == (200, b"beta")
+
+
+def test_h1_connect_501_says_the_connection_closes(lowat, backend):
+    """CONNECT is not proxied: the 501 carries "Connection: close", since lowat closes after it
+    and a request pipelined behind goes unanswered."""
+    b = backend()
+    lw = lowat(b)
+    c = H1Conn(lw.clear_port)
+    c.send(b"CONNECT http://localhost/ HTTP/1.1\r\nHost: localhost\r\n\r\n"
+           + request_bytes("GET", "/name", "localhost"))
+    r = c.read_response()
+    assert (r.status, r.complete, r.header("connection")) == (501, True, "close"), r.headers
+    assert c.wait_closed(3), "lowat kept the connection open after the 501"
+    assert not b.requests

@@ -352,8 +352,11 @@ static bool start_request(struct lw_h1_front *h, const struct lw_http1_request *
         return false;
     }
     if (req->method_len == 7 && memcmp(req->method, "CONNECT", 7) == 0) {
-        h1_on_error(req, 501);
+        /* What follows a CONNECT was meant for a tunnel, not read as requests: the connection
+         * ends after the 501, and the 501 says so (its head is written now, from keep_alive),
+         * so a client with a request pipelined behind knows it was not answered. */
         h->keep_alive = false;
+        h1_on_error(req, 501);
         return true;
     }
     lw_request_dispatch(req);
