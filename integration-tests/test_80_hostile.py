@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 
+import hpack
 import pytest
 
 from conftest import RSS_LIMIT_KB, SLOW, RssSampler
@@ -328,6 +329,46 @@ def test_h2_garbage_preface_closed(lowat, backend):
             break
     s.close()
     assert closed, "lowat kept an h2 connection whose preface was garbage"
+    assert H2Client(lw.tls_port).get("/name").status == 200
+
+
+def test_h2_continuation_flood_gets_enhance_your_calm(lowat, backend):
+    """A HEADERS frame followed by CONTINUATION frames without end: the client is told
+    ENHANCE_YOUR_CALM in a GOAWAY, then cut off; another client is untouched."""
+    lw = lowat(backend())
+    raw = socket.create_connection(("127.0.0.1", lw.tls_port), timeout=5)
+    s = client_tls_context(alpn=("h2",)).wrap_socket(raw, server_hostname="localhost")
+
+    def frame(kind, flags, sid, payload):
+        return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + sid.to_bytes(4, "big") + payload
+
+    block = hpack.Encoder().encode([(":method", "GET"), (":scheme", "https"), (":path", "/name"),
+                                    (":authority", "localhost")])
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"") + frame(1, 0, 1, block))
+    try:
+        for _ in range(200):
+            s.sendall(frame(9, 0, 1, b"") * 50)  # CONTINUATION, no END_HEADERS
+    except OSError:
+        pass  # cut off while sending
+    s.settimeout(3)
+    data = b""
+    try:
+        while True:
+            got = s.recv(65536)
+            if not got:
+                break
+            data += got
+    except OSError:
+        pass
+    s.close()
+    codes, pos = [], 0
+    while pos + 9 <= len(data):
+        length, kind = int.from_bytes(data[pos:pos + 3], "big"), data[pos + 3]
+        if kind == 7:  # GOAWAY: last stream id, then the error code
+            codes.append(int.from_bytes(data[pos + 13:pos + 17], "big"))
+        pos += 9 + length
+    assert codes == [11], f"GOAWAY codes {codes} in {len(data)} bytes"  # ENHANCE_YOUR_CALM
+    assert lw.wait_log(r"Too many CONTINUATION frames")
     assert H2Client(lw.tls_port).get("/name").status == 200
 
 

@@ -1090,6 +1090,11 @@ int lw_h2_front_recv(struct lw_h2_front *h, const char *data, size_t len)
     ssize_t rv = nghttp2_session_mem_recv(h->session, (const uint8_t *)data, len);
     if (rv < 0) {
         lw_log_info("%s: HTTP/2 connection error: %s", h->conn->peer_str, nghttp2_strerror((int)rv));
+        if (rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) {
+            /* The one fatal error the client can be told of: its output is not what is flooded
+             * (NGHTTP2_ERR_FLOODED), nor is it a stranger to HTTP/2 (a bad preface). */
+            nghttp2_session_terminate_session(h->session, NGHTTP2_ENHANCE_YOUR_CALM);
+        }
         return LW_EPROTO;
     }
     return 0;
