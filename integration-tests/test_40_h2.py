@@ -292,3 +292,23 @@ def test_h2_cancelled_uploads_give_the_connection_window_back(lowat, backend):
     body = b"y" * 300_000
     st = c.wait_stream(c.request("POST", "/echo?fresh=1", body=body), timeout=10)
     assert st.status == 200 and json.loads(st.body)["body_sha256"] == hashlib.sha256(body).hexdigest(), st
+
+
+@pytest.mark.parametrize("kind", ["no-route", "connect"])
+def test_h2_answered_stream_is_ended_while_the_client_still_sends(lowat, backend, kind):
+    """A complete response to a request whose client has not ended its side (answered by
+    lowat itself here: a 404 for no route, a 501 for CONNECT): lowat ends the stream with
+    RST_STREAM(NO_ERROR) after it, so the stream does not hold one of the client's concurrent
+    streams (5 here) for good, nor keep the connection from ever counting as idle."""
+    lw = lowat(backend(), limits={"max_concurrent_streams": 5},
+               routes=[{"host": "localhost", "path": "/", "backend": "app"}])
+    c = H2Client(lw.tls_port)
+    if kind == "no-route":
+        sids = [c.request("POST", "/echo", authority="no.route.test", end_stream=False) for _ in range(5)]
+    else:
+        sids = [c.send_headers([(":method", "CONNECT"), (":authority", "localhost:443")]) for _ in range(5)]
+    c.wait_for(lambda: all(c.streams[s].reset_code is not None for s in sids), timeout=5,
+               what="the streams' ends")
+    status = 404 if kind == "no-route" else 501
+    assert [(c.streams[s].status, c.streams[s].reset_code) for s in sids] == [(status, 0)] * 5
+    assert c.get("/name", authority="localhost").status == 200  # a sixth stream

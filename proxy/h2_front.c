@@ -965,6 +965,15 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
     /* A response that ends on HEADERS (a 204, a 304, trailers) is as usable whole as one that
      * ends on DATA (on_send_data_frame). */
     h->ends_response = frame->hd.type == NGHTTP2_HEADERS && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM);
+    if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+        nghttp2_session_get_stream_remote_close(session, frame->hd.stream_id) == 0) {
+        /* The response is complete and the client has not ended its side (a refusal before
+         * the body, an answer that needed no more of it): tell it to stop sending, without
+         * error (RFC 9113 section 8.1). Or the stream stays open, a slot of the client's
+         * concurrency and a reason for the connection never to count as idle or drained. */
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
+    }
     return 0;
 }
 
