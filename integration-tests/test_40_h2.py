@@ -14,6 +14,7 @@ import h2.settings
 import pytest
 
 from backend import pattern_bytes, pattern_sha256
+from conftest import parse_access_line
 from h2client import H2Client, client_tls_context
 from runners import curl, nghttp
 
@@ -312,3 +313,23 @@ def test_h2_answered_stream_is_ended_while_the_client_still_sends(lowat, backend
     status = 404 if kind == "no-route" else 501
     assert [(c.streams[s].status, c.streams[s].reset_code) for s in sids] == [(status, 0)] * 5
     assert c.get("/name", authority="localhost").status == 200  # a sixth stream
+
+
+@pytest.mark.parametrize("how", ["reset", "close"])
+def test_h2_response_cut_short_after_the_backend_finished_is_logged_aborted(lowat, backend, how):
+    """The backend has sent the whole response, but the client (a 100-byte window it never
+    opens) has taken only part of it when it resets the stream or closes: the access log says
+    the exchange was aborted, not that it succeeded."""
+    b = backend()
+    lw = lowat(b)
+    c = H2Client(lw.tls_port, settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 100}, auto_ack=False)
+    sid = c.request("GET", "/bytes/5000")
+    c.wait_for(lambda: c.streams[sid].body_len >= 100, timeout=5, what="the first 100 bytes")
+    time.sleep(0.3)  # the backend's response is long complete (5000 bytes on loopback)
+    if how == "reset":
+        c.reset(sid)
+    else:
+        c.close()
+    assert lw.wait_access_lines(1, timeout=5)
+    lines = [parse_access_line(x) for x in lw.access_log_lines()]
+    assert len(lines) == 1 and lines[0]["status"] == "200" and lines[0].get("aborted") == "1", lines

@@ -643,8 +643,11 @@ void lw_request_front_done(struct lw_request *req, bool aborted)
     req->conn = NULL;
     lw_list_remove(&req->link);
     page_done(req, aborted);
+    /* Logged as the client's doing whether or not the backend was still at work: a response
+     * the backend finished can still be cut short on its way out. A backend's failure is
+     * logged as that instead. */
+    req->aborted = req->aborted || (aborted && !req->resp_failed);
     if (aborted && req->back_attached) {
-        req->aborted = true;
         lw_upstream_cancel_wait(req);
         if (req->bconn != NULL) {
             lw_bconn_abort(req->bconn);
