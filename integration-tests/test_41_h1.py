@@ -355,13 +355,19 @@ def test_h1_h1_absolute_form_fragment_does_not_fool_a_wildcard_route(lowat, back
     assert (r.status, bytes(r.body)) == (200, b"beta")
 
 
-def test_h1_connect_501_says_the_connection_closes(lowat, backend):
-    """CONNECT is not proxied: the 501 carries "Connection: close", since lowat closes after it
-    and a request pipelined behind goes unanswered."""
+@pytest.mark.parametrize("target,extra", [
+    ("http://localhost/", ""),
+    ("localhost:443", ""),
+    ("localhost:443", "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n"),
+], ids=["absolute-form", "authority-form", "h2c-upgrade"])
+def test_h1_connect_501_says_the_connection_closes(lowat, backend, target, extra):
+    """CONNECT is not proxied, whatever the form of its target and whatever Upgrade it asks
+    for: the 501 carries "Connection: close", since lowat closes after it and a request
+    pipelined behind goes unanswered, and nothing reaches the backend."""
     b = backend()
     lw = lowat(b)
     c = H1Conn(lw.clear_port)
-    c.send(b"CONNECT http://localhost/ HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    c.send(f"CONNECT {target} HTTP/1.1\r\nHost: localhost\r\n{extra}\r\n".encode()
            + request_bytes("GET", "/name", "localhost"))
     r = c.read_response()
     assert (r.status, r.complete, r.header("connection")) == (501, True, "close"), r.headers

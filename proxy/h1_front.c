@@ -296,7 +296,9 @@ static bool start_request(struct lw_h1_front *h, const struct lw_http1_request *
     const char *authority = r->host;
     size_t authority_len = r->host_len;
     bool add_slash = false;
-    if (target_len > 0 && target[0] != '/' &&
+    /* A CONNECT's target (authority-form, or any other) is only logged: it gets a 501. */
+    bool connect = r->method_len == 7 && memcmp(r->method, "CONNECT", 7) == 0;
+    if (!connect && target_len > 0 && target[0] != '/' &&
         !split_absolute_form(h, &target, &target_len, &authority, &authority_len, &add_slash)) {
         return false;
     }
@@ -348,16 +350,17 @@ static bool start_request(struct lw_h1_front *h, const struct lw_http1_request *
     h->probe_sent = false;
     h->reset_checks = 0;
     lw_conn_set_timeout(c, 0);
-    if (r->upgrade && try_upgrade(h, req, r)) {
-        return false;
-    }
-    if (req->method_len == 7 && memcmp(req->method, "CONNECT", 7) == 0) {
+    if (connect) {
         /* What follows a CONNECT was meant for a tunnel, not read as requests: the connection
          * ends after the 501, and the 501 says so (its head is written now, from keep_alive),
-         * so a client with a request pipelined behind knows it was not answered. */
+         * so a client with a request pipelined behind knows it was not answered. Before any
+         * Upgrade: a CONNECT must not reach a backend by way of h2c either. */
         h->keep_alive = false;
         h1_on_error(req, 501);
         return true;
+    }
+    if (r->upgrade && try_upgrade(h, req, r)) {
+        return false;
     }
     lw_request_dispatch(req);
     return true;
