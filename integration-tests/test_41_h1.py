@@ -7,6 +7,7 @@ import os
 import socket
 import ssl
 import struct
+import threading
 import time
 
 import pytest
@@ -230,6 +231,9 @@ class TLSOverMemory:
     def shutdown(self, how):
         self.raw.sock.shutdown(how)
 
+    def setsockopt(self, *args):
+        self.raw.sock.setsockopt(*args)
+
     def close(self):
         self.raw.sock.close()
 
@@ -373,3 +377,57 @@ def test_h1_connect_501_says_the_connection_closes(lowat, backend, target, extra
     assert (r.status, r.complete, r.header("connection")) == (501, True, "close"), r.headers
     assert c.wait_closed(3), "lowat kept the connection open after the 501"
     assert not b.requests
+
+
+def test_h1_h1_half_closed_client_pipelined_chunked_upload_is_read_whole(lowat, backend):
+    """A client that half-closes with a chunked POST pipelined behind a GET, its body larger
+    than what lowat buffers per exchange: the rest of the body, already read from the socket,
+    still goes to the backend as the backend takes it, and the POST is answered."""
+    lw = lowat(backend(), limits={"max_buffered_bytes": "4k"}, backend_opts={"response_timeout": "5s"})
+    chunk = b"x" * 1000
+    body = b"".join(b"%x\r\n" % len(chunk) + chunk + b"\r\n" for _ in range(20)) + b"0\r\n\r\n"
+    post = b"POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+    c = H1Conn(lw.clear_port, timeout=20)
+    c.send(request_bytes("GET", "/slow/300", "localhost") + post)
+    c.sock.shutdown(socket.SHUT_WR)
+    assert c.read_response().status == 200
+    r = c.read_response()
+    assert r.status == 200 and json.loads(bytes(r.body))["body_len"] == 20_000, r
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["cleartext", "tls"])
+def test_h1_h1_client_reset_after_the_head_releases_the_backend(lowat, tls):
+    """The response's head is out and its body stalls at the origin when the client resets the
+    connection: the backend exchange ends at once, over TLS as over cleartext."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    released = threading.Event()
+
+    def origin():
+        try:
+            c, _ = srv.accept()
+            c.settimeout(30)
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                buf += c.recv(4096)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
+            if not c.recv(1):
+                released.set()
+        except OSError:
+            released.set()
+
+    t = threading.Thread(target=origin, daemon=True)
+    t.start()
+    try:
+        lw = lowat([f"127.0.0.1:{srv.getsockname()[1]}"], workers=1, backend_opts={"response_timeout": "30s"})
+        c = H1Conn(0, sock=TLSOverMemory(lw.tls_port)) if tls else H1Conn(lw.clear_port)
+        c.send(request_bytes("GET", "/x", "localhost"))
+        got = b""
+        while b"abc" not in got:
+            got += c.sock.recv(4096)
+        leave(c, "rst")
+        assert released.wait(3 * SLOW), "the backend exchange outlived the client's reset"
+    finally:
+        srv.close()
+        t.join(5)

@@ -818,9 +818,17 @@ static void read_and_process(struct lw_conn *c, evutil_socket_t fd)
             ERR_clear_error();
             int r = SSL_read(c->ssl, buf, sizeof(buf));
             if (r <= 0) {
+                int sys_errno = errno;
                 int e = SSL_get_error(c->ssl, r);
                 if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
                     break;
+                }
+                if (e == SSL_ERROR_SYSCALL && r < 0 && (sys_errno == ECONNRESET || sys_errno == EPIPE)) {
+                    /* A reset, not an end of input: nothing can reach the client any more, and
+                     * the recv that saw it took the socket's error with it (lw_conn_is_reset). */
+                    c->in_recv = false;
+                    lw_conn_close(c);
+                    return;
                 }
                 if (e != SSL_ERROR_ZERO_RETURN && e != SSL_ERROR_SYSCALL) {
                     char err[256];

@@ -196,9 +196,9 @@ static void h1_on_error(struct lw_request *req, int status)
 
 static void h1_on_request_body_drained(struct lw_request *req)
 {
-    if (!req->conn->h1->input_closed) {
-        lw_conn_resume_read(req->conn);
-    }
+    /* Even after the client's FIN: the rest of a pipelined body may wait in rbuf, and the
+     * socket's end is met again only once that is read (lw_h1_front_on_eof). */
+    lw_conn_resume_read(req->conn);
 }
 
 static const struct lw_request_front_ops h1_ops = {
@@ -567,8 +567,10 @@ size_t lw_h1_front_produce(struct lw_h1_front *h, size_t budget)
  * Continue" at once, which it must accept before any response (RFC 9110 section 15.2), and
  * the socket is looked at for a RST a few times over the next seconds (no event would say:
  * after a FIN the socket stays readable, and a level-triggered read event would fire without
- * end). A response already under way is its own probe. HTTP/1.0 has no interim responses:
- * its exchange is served as before, and ends when a write fails or times out.
+ * end). Once the response's head has gone, HTTP/1.1 has nothing left to probe with: its
+ * body bytes are the probe as they are written, and a client gone while the body stalls is
+ * seen only when more of it goes out, or at the response timeout. HTTP/1.0 has no interim
+ * responses: its exchange is served as before, and ends when a write fails or times out.
  */
 static void watch_closed_input(struct lw_h1_front *h)
 {
