@@ -604,8 +604,12 @@ void lw_h1_front_on_eof(struct lw_h1_front *h)
         /* The body was cut short: the request cannot be served. */
         lw_request_front_done(h->req, true);
         h->req = NULL;
+        lw_conn_close(h->conn);
+        return;
     }
-    lw_conn_close(h->conn);
+    /* Between exchanges: the last response may still be on its way to a client that only
+     * half-closed (its last write met a full socket). */
+    lw_conn_close_after_flush(h->conn);
 }
 
 void lw_h1_front_shutdown(struct lw_h1_front *h)
