@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import ASAN_BUILD, SLOW, RssSampler, parse_access_line
+from conftest import ASAN_BUILD, SLOW, RssSampler, make_config, parse_access_line
 from h1client import H1Conn, request_bytes
 from h2client import H2Client, client_tls_context
 from runners import curl
@@ -220,3 +220,59 @@ def test_memory_of_closed_connections_goes_back_to_the_system(lowat, backend):
     # its last frames), 16 MB a second later. Without the trim it stays near the peak.
     assert after < peak - 8 * 1024, f"RSS {after} KB 3 s after the closes, peak {peak} KB while closing"
     assert H2Client(lw.tls_port).get("/name").status == 200
+
+
+def admin_exchange(port, data):
+    """Send data to the admin listener and read until it closes; returns (status, headers, body).
+    A reset after the response (lowat closing with bytes of ours unread) ends the read too."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5 * SLOW)
+    got = b""
+    try:
+        s.sendall(data)
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    except ConnectionResetError:
+        pass
+    finally:
+        s.close()
+    head, sep, body = got.partition(b"\r\n\r\n")
+    assert sep, f"no complete response head: {got[:200]!r}"
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_admin_answers_get_and_head_only(lowat, backend, tmp_path):
+    cfg = make_config(tmp_path, backend())
+    cfg["admin"] = {"address": "127.0.0.1:0"}
+    lw = lowat(config=cfg)
+    line = lw.wait_log(r"admin listening on 127\.0\.0\.1:\d+")
+    assert line, lw.stderr_text()
+    port = int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))
+
+    status, headers, body = admin_exchange(port, b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert status == 200 and int(headers["content-length"]) == len(body) > 0, (status, headers)
+    # HEAD: the head a GET would get, Content-Length included, and not a byte of body.
+    for path, length in ((b"/metrics", None), (b"/healthz", 3)):
+        status, headers, body = admin_exchange(port, b"HEAD " + path + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert status == 200 and body == b"", (path, status, body[:80])
+        assert int(headers["content-length"]) == (length or int(headers["content-length"])) > 0, headers
+    for req in (b"DELETE /metrics HTTP/1.1\r\nHost: a\r\n\r\n", b"FOO /healthz HTTP/1.1\r\nHost: a\r\n\r\n",
+                b"POST /healthz HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
+                b"get /metrics HTTP/1.1\r\nHost: a\r\n\r\n"):
+        status, headers, body = admin_exchange(port, req)
+        assert status == 405 and headers.get("allow") == "GET, HEAD", (req, status, headers)
+        assert headers.get("connection") == "close" and int(headers["content-length"]) == len(body), headers
+    status, _, body = admin_exchange(port, b"HEAD /nope HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert status == 404 and body == b"", (status, body)
+    # A head past the admin's limit: the parser cannot tell a long target from long fields.
+    status, _, _ = admin_exchange(port, b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert status == 431, status
+    status, _, body = admin_exchange(port, b"GET /healthz?x=1 HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert (status, body) == (200, b"ok\n")

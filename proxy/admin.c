@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "proxy/metrics.h"
+#include "proxy/request.h"
 #include "proxy/worker.h"
 
 #define ADMIN_MAX_HEAD 8192
@@ -36,6 +37,7 @@ struct admin_conn {
     int fd;
     struct event *rev, *wev, *timer;
     struct lw_buf in, out;
+    bool head_only; /* the request was HEAD: the response goes without its body */
 };
 
 static void conn_close(struct admin_conn *c)
@@ -67,13 +69,24 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     conn_close(c);
 }
 
-static void respond(struct admin_conn *c, int status, const char *ctype, const char *body, size_t len)
+/* The head always says how long the body is; a HEAD request gets the head alone (RFC 9110
+ * section 9.3.2: the Content-Length a GET would carry, and no body). */
+static void respond(struct admin_conn *c, int status, const char *extra, const char *ctype, const char *body,
+                    size_t len)
 {
-    lw_buf_appendf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-                   status, status == 200 ? "OK" : status == 404 ? "Not Found" : "Bad Request", ctype, len);
-    lw_buf_append(&c->out, body, len);
+    lw_buf_appendf(&c->out, "HTTP/1.1 %d %s\r\n%sContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                   status, lw_request_status_text(status), extra, ctype, len);
+    if (!c->head_only) {
+        lw_buf_append(&c->out, body, len);
+    }
     event_del(c->rev);
     on_write(c->fd, EV_WRITE, c);
+}
+
+static bool method_is(const struct lw_http1_request *req, const char *m)
+{
+    size_t n = strlen(m);
+    return req->method_len == n && memcmp(req->method, m, n) == 0;
 }
 
 static void on_read(evutil_socket_t fd, short what, void *arg)
@@ -97,31 +110,47 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     if (n == LW_EINCOMPLETE) {
         return;
     }
-    if (n < 0) {
-        static const char bad[] = "bad request\n";
-        respond(c, 400, "text/plain", bad, sizeof(bad) - 1);
+    if (n == LW_ELIMIT) {
+        /* The parser tells only that the head outgrew ADMIN_MAX_HEAD or had too many fields,
+         * not whether the request line was at fault (414): 431 as the proxy's own fronts say. */
+        static const char big[] = "request head too large\n";
+        respond(c, 431, "", "text/plain", big, sizeof(big) - 1);
         return;
     }
+    if (n < 0) {
+        static const char bad[] = "bad request\n";
+        respond(c, 400, "", "text/plain", bad, sizeof(bad) - 1);
+        return;
+    }
+    c->head_only = method_is(&req, "HEAD");
     const char *path = req.target;
     size_t plen = req.target_len;
     const char *q = memchr(path, '?', plen);
     if (q != NULL) {
         plen = (size_t)(q - path);
     }
-    if (plen == 8 && memcmp(path, "/metrics", 8) == 0) {
-        struct lw_buf body;
-        lw_buf_init(&body);
-        lw_metrics_render(c->admin->worker->config, c->admin->metrics, c->admin->num_metrics, &body);
-        respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", lw_buf_head(&body), lw_buf_size(&body));
-        lw_buf_dispose(&body);
+    bool metrics = plen == 8 && memcmp(path, "/metrics", 8) == 0;
+    bool healthz = plen == 8 && memcmp(path, "/healthz", 8) == 0;
+    if (!metrics && !healthz) {
+        static const char nf[] = "not found: try /metrics or /healthz\n";
+        respond(c, 404, "", "text/plain", nf, sizeof(nf) - 1);
         return;
     }
-    if (plen == 8 && memcmp(path, "/healthz", 8) == 0) {
-        respond(c, 200, "text/plain", "ok\n", 3);
+    /* Both resources are read-only: a scraper's or a probe's typo must not look like success. */
+    if (!c->head_only && !method_is(&req, "GET")) {
+        static const char na[] = "method not allowed: GET or HEAD\n";
+        respond(c, 405, "Allow: GET, HEAD\r\n", "text/plain", na, sizeof(na) - 1);
         return;
     }
-    static const char nf[] = "not found: try /metrics or /healthz\n";
-    respond(c, 404, "text/plain", nf, sizeof(nf) - 1);
+    if (healthz) {
+        respond(c, 200, "", "text/plain", "ok\n", 3);
+        return;
+    }
+    struct lw_buf body;
+    lw_buf_init(&body);
+    lw_metrics_render(c->admin->worker->config, c->admin->metrics, c->admin->num_metrics, &body);
+    respond(c, 200, "", "text/plain; version=0.0.4; charset=utf-8", lw_buf_head(&body), lw_buf_size(&body));
+    lw_buf_dispose(&body);
 }
 
 static void on_timeout(evutil_socket_t fd, short what, void *arg)
