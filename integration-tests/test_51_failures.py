@@ -5,7 +5,9 @@ and the error log names the member."""
 
 import hashlib
 import json
+import os
 import re
+import resource
 import select
 import socket
 import threading
@@ -14,6 +16,7 @@ import time
 import pytest
 
 from backend import dead_port, pattern_sha256
+from conftest import SLOW
 from h1client import H1Conn, request_bytes
 from h2client import INTERNAL_ERROR, H2Client
 from runners import curl
@@ -234,3 +237,54 @@ def test_h1_h1_stalled_upload_408_without_blaming_the_member(lowat, backend):
     c2 = H1Conn(lw.clear_port)
     c2.send(request_bytes("GET", "/name", "localhost"))
     assert c2.read_response(timeout=5).status == 200
+
+
+def open_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_h1_h1_out_of_descriptors_503_without_blaming_the_member(lowat, backend):
+    """lowat at its own descriptor limit: a request that needs a new backend connection gets a
+    503 and a log line that names lowat's limit, the member is not counted as failing, and
+    once descriptors are free again requests go through."""
+    b = backend()
+    lw = lowat(b, workers=1, backend_opts={"max_fails": 1, "fail_backoff": "60s"},
+               limits={"client_header_timeout": "60s", "client_idle_timeout": "60s"})
+    base = open_fds(lw.pid)
+    keep = H1Conn(lw.clear_port, timeout=10 * SLOW)  # accepted now, its request sent once descriptors are out
+    deadline = time.monotonic() + 5 * SLOW
+    while open_fds(lw.pid) <= base and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert open_fds(lw.pid) > base, "lowat did not accept the first connection"
+    # Room for 16 more, whatever lowat (or the sanitizer's runtime) holds open already; the
+    # soft limit only, so it can be put back before lowat stops.
+    soft, hard = resource.prlimit(lw.pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(lw.pid, resource.RLIMIT_NOFILE, (open_fds(lw.pid) + 16, hard))
+    idle = []
+    try:
+        for _ in range(48):  # the ones lowat cannot take wait in its listen backlog
+            idle.append(socket.create_connection(("127.0.0.1", lw.clear_port), timeout=5 * SLOW))
+        assert lw.wait_log(r"accept: Too many open files", timeout=5 * SLOW), lw.stderr_text()
+        keep.send(request_bytes("GET", "/name", "localhost"))
+        r = keep.read_response(timeout=5 * SLOW)
+        assert r.status == 503, r
+        assert lw.wait_log(r"cannot connect to member " + re.escape(b.address) + r".*lowat's own limit"), \
+            lw.stderr_text()
+        for s in idle:
+            s.close()
+        idle = []
+        status, deadline = None, time.monotonic() + 10 * SLOW
+        while status != 200 and time.monotonic() < deadline:  # until lowat has closed what it accepted
+            c = H1Conn(lw.clear_port, timeout=5 * SLOW)
+            c.send(request_bytes("GET", "/name", "localhost"))
+            status = c.read_response(timeout=5 * SLOW).status
+            c.close()
+            if status != 200:
+                time.sleep(0.1)
+        assert status == 200, lw.stderr_text()
+        assert "marked down" not in lw.stderr_text(), lw.stderr_text()
+    finally:
+        for s in idle:
+            s.close()
+        keep.close()
+        resource.prlimit(lw.pid, resource.RLIMIT_NOFILE, (soft, hard))

@@ -224,6 +224,14 @@ static void fail_request(struct lw_request *req, int status, const char *reason)
     lw_request_on_backend_error(req, status, reason, false);
 }
 
+/* A connect that failed on lowat's side of the network: out of descriptors (its own or the
+ * system's), socket buffers or memory, or of local ports towards the member (EADDRNOTAVAIL
+ * from connect). None says anything about the member's health. */
+static bool is_local_limit(int err)
+{
+    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM || err == EADDRNOTAVAIL;
+}
+
 /* Give req a connection on m: an idle one (most recently used: warm) or a new one. */
 static void start_on(struct lw_member *m, struct lw_request *req)
 {
@@ -232,14 +240,26 @@ static void start_on(struct lw_member *m, struct lw_request *req)
         lw_bconn_attach(bc, req);
         return;
     }
-    if (lw_bconn_connect(m, req) == NULL) {
-        char why[128];
-        snprintf(why, sizeof(why), "connect failed: %s", strerror(errno));
-        lw_log_warn("backend %s: %s", m->name, why);
-        lw_upstream_report(m, false, why);
-        req->member = m;
-        lw_request_on_backend_error(req, 502, "connect failed", true);
+    if (lw_bconn_connect(m, req) != NULL) {
+        return;
     }
+    int err = errno;
+    if (is_local_limit(err)) {
+        /* Counted against the member, this marked a healthy backend down for lowat's own
+         * shortage. No retry: nothing frees a descriptor before it, and another member would
+         * meet the same shortage. 503, as when no connection is free in time. */
+        lw_log_warn("backend %s: cannot connect to member %s: %s: lowat's own limit, not the member's failure; "
+                    "answering 503",
+                    m->upstream->cfg->name, m->name, strerror(err));
+        fail_request(req, 503, "connect failed: lowat's own limit");
+        return;
+    }
+    char why[128];
+    snprintf(why, sizeof(why), "connect failed: %s", strerror(err));
+    lw_log_warn("backend %s: %s", m->name, why);
+    lw_upstream_report(m, false, why);
+    req->member = m;
+    lw_request_on_backend_error(req, 502, "connect failed", true);
 }
 
 /* A request does not wait for a connection longer than it would wait for a response. */
