@@ -244,8 +244,8 @@ static bool try_upgrade(struct lw_h1_front *h, struct lw_request *req, const str
  * is empty. Returns false when the request was refused. The target is not NUL-terminated:
  * search within its length only.
  */
-static bool split_absolute_form(struct lw_h1_front *h, const char **target, size_t *target_len,
-                                const char **authority, size_t *authority_len, bool *add_slash)
+static bool split_absolute_form(struct lw_h1_front *h, const char **target, size_t *target_len, const char **authority,
+                                size_t *authority_len, bool *add_slash)
 {
     const char *t = *target;
     const char *end = t + *target_len;
@@ -553,7 +553,6 @@ size_t lw_h1_front_produce(struct lw_h1_front *h, size_t budget)
     }
     return total;
 }
-
 
 /*
  * The client sent FIN (or close_notify) after a whole request. Either it is gone (curl, a
