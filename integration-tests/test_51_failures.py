@@ -232,7 +232,7 @@ def test_h1_h1_stalled_upload_408_without_blaming_the_member(lowat, backend):
     r = c.read_response(timeout=10)
     elapsed = time.monotonic() - start
     assert r.status == 408, r
-    assert 1.8 < elapsed < 4, f"408 after {elapsed:.2f}s with client_idle_timeout 2s"
+    assert 1.8 < elapsed < 2 + 2 * SLOW, f"408 after {elapsed:.2f}s with client_idle_timeout 2s"
     assert "marked down" not in lw.stderr_text(), lw.stderr_text()
     c2 = H1Conn(lw.clear_port)
     c2.send(request_bytes("GET", "/name", "localhost"))
