@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -368,6 +369,66 @@ def _listener_kinds(cfg):
         tls = listener.get("tls")
         kinds.append("tls" if tls else "cleartext")
     return kinds
+
+
+@pytest.fixture
+def raw_origin():
+    """Factory: raw_origin(answer) starts an origin on 127.0.0.1 that reads request heads on
+    each connection it accepts and calls answer(conn, index, head) for each (index counts the
+    connections from 1; head is the bytes before the blank line, and a body is left unread);
+    answer returns False to close the connection. Returns (address, a callable giving the
+    connections accepted so far). All are stopped after the test."""
+    stop = threading.Event()
+    socks, threads = [], []
+
+    def serve(c, idx, answer):
+        c.settimeout(5)
+        buf = b""
+        try:
+            while not stop.is_set():
+                while b"\r\n\r\n" not in buf:
+                    d = c.recv(4096)
+                    if not d:
+                        return
+                    buf += d
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                if answer(c, idx, head) is False:
+                    return
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def start(answer):
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(16)
+        srv.settimeout(0.2)
+        socks.append(srv)
+        accepted = [0]
+
+        def accept_loop():
+            while not stop.is_set():
+                try:
+                    c, _ = srv.accept()
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+                accepted[0] += 1
+                t = threading.Thread(target=serve, args=(c, accepted[0], answer), daemon=True)
+                t.start()
+                threads.append(t)
+        t = threading.Thread(target=accept_loop, daemon=True)
+        t.start()
+        threads.append(t)
+        return f"127.0.0.1:{srv.getsockname()[1]}", lambda: accepted[0]
+    yield start
+    stop.set()
+    for s in socks:
+        s.close()
+    for t in threads:
+        t.join(6)
 
 
 @pytest.fixture

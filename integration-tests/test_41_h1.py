@@ -274,16 +274,21 @@ def test_h1_h1_half_closed_client_still_gets_its_responses(lowat, backend, tls):
     assert c.wait_closed(3), "lowat kept a half-closed connection open after its last response"
 
 
+def abandon(b, lw, n, reaching):
+    """n clients each ask for /hang and leave once `reaching` requests have reached b."""
+    gone = [H1Conn(lw.clear_port) for _ in range(n)]
+    for i, c in enumerate(gone):
+        c.send(request_bytes("GET", f"/hang?i={i}", "localhost"))
+    assert b.wait_requests(reaching, 5)
+    for c in gone:
+        c.close()
+
+
 def test_h1_h1_abandoned_requests_leave_room_for_others(lowat, backend):
     """Clients that send a request and leave do not fill the backend's connections and queue."""
     b = backend()
     lw = lowat(b, workers=1, backend_opts={"max_connections": 2, "queue": 2, "response_timeout": "30s"})
-    gone = [H1Conn(lw.clear_port) for _ in range(4)]
-    for i, c in enumerate(gone):
-        c.send(request_bytes("GET", f"/hang?i={i}", "localhost"))
-    assert b.wait_requests(2, 5)
-    for c in gone:
-        c.close()
+    abandon(b, lw, 4, reaching=2)
     assert b.wait_for(lambda: b.hang_released >= 2, 3 * SLOW), "the abandoned exchanges still hold the backend"
     c = H1Conn(lw.clear_port)
     c.send(request_bytes("GET", "/name", "localhost"))
@@ -295,12 +300,7 @@ def test_h1_h1_abandoned_requests_do_not_mark_the_member_down(lowat, backend):
     """Exchanges whose clients left are not the member's failures: it is not marked down."""
     b = backend()
     lw = lowat(b, workers=1, backend_opts={"response_timeout": "1s", "max_fails": 3})
-    gone = [H1Conn(lw.clear_port) for _ in range(3)]
-    for i, c in enumerate(gone):
-        c.send(request_bytes("GET", f"/hang?i={i}", "localhost"))
-    assert b.wait_requests(3, 5)
-    for c in gone:
-        c.close()
+    abandon(b, lw, 3, reaching=3)
     time.sleep(1.5 * SLOW)  # past the response timeout: each exchange left would have failed by now
     marked = lw.wait_log(r"marked down", 0.1)
     assert marked is None, marked

@@ -6,7 +6,6 @@ routes, names resolved with c-ares, balancing."""
 import gzip
 import hashlib
 import json
-import socket
 import threading
 
 import pytest
@@ -282,64 +281,18 @@ def test_h2_h1_concurrent_connections_from_threads(lowat, backend):
 
 
 @pytest.fixture
-def scripted_origin():
+def scripted_origin(raw_origin):
     """Factory: scripted_origin({path: bytes}, close=(paths)) starts an origin on 127.0.0.1 that
     answers a request for path with those bytes as they are, keeping the connection unless the
     path is in close; an unknown path gets "ok". Returns (address, connections accepted so far:
     a callable)."""
-    stop = threading.Event()
-    socks, threads = [], []
-
-    def serve(c, answers, close):
-        c.settimeout(5)
-        buf = b""
-        try:
-            while not stop.is_set():
-                while b"\r\n\r\n" not in buf:
-                    d = c.recv(4096)
-                    if not d:
-                        return
-                    buf += d
-                head, buf = buf.split(b"\r\n\r\n", 1)
-                path = head.split(b" ")[1].decode()
-                c.sendall(answers.get(path, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
-                if path in close:
-                    return
-        except OSError:
-            pass
-        finally:
-            c.close()
-
     def start(answers, close=()):
-        srv = socket.socket()
-        srv.bind(("127.0.0.1", 0))
-        srv.listen(16)
-        srv.settimeout(0.2)
-        socks.append(srv)
-        accepted = [0]
-
-        def accept_loop():
-            while not stop.is_set():
-                try:
-                    c, _ = srv.accept()
-                except socket.timeout:
-                    continue
-                except OSError:
-                    return
-                accepted[0] += 1
-                t = threading.Thread(target=serve, args=(c, answers, close), daemon=True)
-                t.start()
-                threads.append(t)
-        t = threading.Thread(target=accept_loop, daemon=True)
-        t.start()
-        threads.append(t)
-        return f"127.0.0.1:{srv.getsockname()[1]}", lambda: accepted[0]
-    yield start
-    stop.set()
-    for s in socks:
-        s.close()
-    for t in threads:
-        t.join(6)
+        def answer(c, idx, head):
+            path = head.split(b" ")[1].decode()
+            c.sendall(answers.get(path, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+            return path not in close
+        return raw_origin(answer)
+    return start
 
 
 LENGTH_LISTS = {"/head": b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\n",

@@ -495,87 +495,46 @@ def _exactly_one_read(shape):
 
 
 @pytest.mark.parametrize("surplus", ["after-a-pause", "length", "chunked", "no-body"])
-def test_h1_h1_bytes_past_a_response_never_answer_another_request(lowat, surplus):
+def test_h1_h1_bytes_past_a_response_never_answer_another_request(lowat, raw_origin, surplus):
     """An origin that sends more than its response: the surplus must not become the response
     to the next request queued for that connection (another client's), and the connection is
     not reused. after-a-pause: a body in two parts, the second with more than its
     Content-Length said. The others: a response of exactly one backend read (16 KiB) in each
     framing, the surplus in the same write, still unread in the socket when the response
     ends."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(8)
-    srv.settimeout(0.2)
     seen = []
-    threads = []
-    stop = threading.Event()
 
-    def serve_one(c, idx):
-        c.settimeout(5)
-        buf = b""
-        try:
-            while not stop.is_set():
-                while b"\r\n\r\n" not in buf:
-                    d = c.recv(4096)
-                    if not d:
-                        return
-                    buf += d
-                head, buf = buf.split(b"\r\n\r\n", 1)
-                seen.append((idx, head.split(b"\r\n")[0].decode()))
-                if not head.startswith(b"GET /a "):
-                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nFRESH")
-                elif surplus == "after-a-pause":
-                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")
-                    time.sleep(0.3)
-                    c.sendall(b"world" + SURPLUS)
-                else:
-                    time.sleep(0.3)  # the request for /b waits for the connection by then
-                    c.sendall(_exactly_one_read(surplus) + SURPLUS)
-        except OSError:
-            pass
-        finally:
-            c.close()
+    def answer(c, idx, head):
+        seen.append((idx, head.split(b"\r\n")[0].decode()))
+        if not head.startswith(b"GET /a "):
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nFRESH")
+        elif surplus == "after-a-pause":
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")
+            time.sleep(0.3)
+            c.sendall(b"world" + SURPLUS)
+        else:
+            time.sleep(0.3)  # the request for /b waits for the connection by then
+            c.sendall(_exactly_one_read(surplus) + SURPLUS)
 
-    def accept_loop():
-        idx = 0
-        while not stop.is_set():
-            try:
-                c, _ = srv.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            idx += 1
-            t = threading.Thread(target=serve_one, args=(c, idx), daemon=True)
-            t.start()
-            threads.append(t)
+    addr, _ = raw_origin(answer)
+    lw = lowat(addr, workers=1, tls=False, backend_opts={"max_connections": 1})
+    results = {}
 
-    acceptor = threading.Thread(target=accept_loop, daemon=True)
-    acceptor.start()
-    try:
-        lw = lowat(f"127.0.0.1:{srv.getsockname()[1]}", workers=1, tls=False,
-                   backend_opts={"max_connections": 1})
-        results = {}
+    def get(name, delay):
+        time.sleep(delay)
+        req = request_bytes("GET", "/" + name, "localhost", headers=[("Connection", "close")])
+        results[name] = raw_exchange(lw.clear_port, req, timeout=5)
 
-        def get(name, delay):
-            time.sleep(delay)
-            req = request_bytes("GET", "/" + name, "localhost", headers=[("Connection", "close")])
-            results[name] = raw_exchange(lw.clear_port, req, timeout=5)
-
-        ta = threading.Thread(target=get, args=("a", 0))
-        tb = threading.Thread(target=get, args=("b", 0.1))  # waits for the one connection
-        ta.start()
-        tb.start()
-        ta.join(10)
-        tb.join(10)
-        assert b"SECRET" not in results["b"], results
-        assert results["b"].startswith(b"HTTP/1.1 200") and results["b"].endswith(b"FRESH"), results
-        status, end = {"after-a-pause": (b"200", b"helloworld"), "length": (b"200", b"A" * 100),
-                       "chunked": (b"200", b"B" * 100 + b"\r\n0\r\n\r\n"), "no-body": (b"204", b"\r\n\r\n")}[surplus]
-        assert results["a"].startswith(b"HTTP/1.1 " + status) and results["a"].endswith(end), results["a"][-200:]
-        assert [s for s in seen if s[1].startswith("GET /b ")][0][0] == 2, seen  # a new connection
-        assert lw.wait_log(r"sent more than its response"), lw.stderr_text()
-    finally:
-        stop.set()
-        srv.close()
-        acceptor.join(5)
+    ta = threading.Thread(target=get, args=("a", 0))
+    tb = threading.Thread(target=get, args=("b", 0.1))  # waits for the one connection
+    ta.start()
+    tb.start()
+    ta.join(10)
+    tb.join(10)
+    assert b"SECRET" not in results["b"], results
+    assert results["b"].startswith(b"HTTP/1.1 200") and results["b"].endswith(b"FRESH"), results
+    status, end = {"after-a-pause": (b"200", b"helloworld"), "length": (b"200", b"A" * 100),
+                   "chunked": (b"200", b"B" * 100 + b"\r\n0\r\n\r\n"), "no-body": (b"204", b"\r\n\r\n")}[surplus]
+    assert results["a"].startswith(b"HTTP/1.1 " + status) and results["a"].endswith(end), results["a"][-200:]
+    assert [s for s in seen if s[1].startswith("GET /b ")][0][0] == 2, seen  # a new connection
+    assert lw.wait_log(r"sent more than its response"), lw.stderr_text()
