@@ -205,19 +205,18 @@ static bool request_sent(const struct lw_request *req)
  * it possibly not empty (most responses end in a short read: no system call then). */
 static bool nothing_beyond(struct lw_bconn *bc)
 {
-    if (lw_buf_size(&bc->rbuf) > 0) {
-        lw_log_warn("backend %s: sent more than its response; not reusing the connection", bc->member->name);
-        return false;
+    if (lw_buf_size(&bc->rbuf) == 0) {
+        if (!bc->may_have_more) {
+            return true;
+        }
+        char extra;
+        ssize_t r = recv(bc->fd, &extra, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (r <= 0) {
+            return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK); /* else closed, or failed */
+        }
     }
-    if (!bc->may_have_more) {
-        return true;
-    }
-    char extra;
-    ssize_t r = recv(bc->fd, &extra, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (r > 0) {
-        lw_log_warn("backend %s: sent more than its response; not reusing the connection", bc->member->name);
-    }
-    return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    lw_log_warn("backend %s: sent more than its response; not reusing the connection", bc->member->name);
+    return false;
 }
 
 static void finish_exchange(struct lw_bconn *bc)
