@@ -3,6 +3,8 @@
 
 import json
 
+import pytest
+
 from backend import pattern_sha256
 from h1client import H1Conn, request_bytes
 from h2client import H2Client
@@ -66,3 +68,20 @@ def test_h2c_upgrade_ignored_on_tls_listener(lowat, backend):
                                                                 ("HTTP2-Settings", "AAMAAABkAAQAAP__")]))
     r = c.read_response()
     assert (r.status, bytes(r.body)) == (200, b"app")
+
+
+@pytest.mark.parametrize("settings", [["AAMAAABkAAQAAP__", "AAMAAABkAAQAAP__"], ["AAIAAAAF"], ["AAT_____"], ["AAUAAAAA"]],
+                         ids=["two-fields", "enable-push-5", "window-2^32-1", "max-frame-0"])
+def test_h2c_upgrade_refused_for_bad_http2_settings_served_over_h1(lowat, backend, settings):
+    """An upgrade whose HTTP2-Settings field comes twice (RFC 7540 section 3.2.1), or carries a
+    value no SETTINGS frame may (ENABLE_PUSH 5, a window of 2^32-1, a frame size of 0), is not
+    switched to HTTP/2: the request is answered over HTTP/1.1, and only once."""
+    b = backend()
+    lw = lowat(b)
+    c = H1Conn(lw.clear_port)
+    c.send(request_bytes("GET", "/name", "localhost",
+                         headers=[("Connection", "Upgrade, HTTP2-Settings"), ("Upgrade", "h2c")]
+                         + [("HTTP2-Settings", s) for s in settings]))
+    r = c.read_response()
+    assert (r.status, bytes(r.body)) == (200, b"app"), r
+    assert len(b.requests) == 1

@@ -216,7 +216,15 @@ static bool try_upgrade(struct lw_h1_front *h, struct lw_request *req, const str
         return false;
     }
     const struct lw_hdr *up = lw_request_find_header(req, "upgrade");
-    const struct lw_hdr *settings = lw_request_find_header(req, "http2-settings");
+    const struct lw_hdr *settings = NULL;
+    for (size_t i = 0; i < req->num_headers; i++) {
+        if (lw_http1_name_eq(req->headers[i].name, req->headers[i].name_len, "http2-settings")) {
+            if (settings != NULL) {
+                return false; /* exactly one, or no upgrade (RFC 7540 section 3.2.1) */
+            }
+            settings = &req->headers[i];
+        }
+    }
     const struct lw_hdr *conn_hdr = lw_request_find_header(req, "connection");
     if (up == NULL || settings == NULL || conn_hdr == NULL || !lw_http1_has_token(up->value, up->value_len, "h2c") ||
         !lw_http1_has_token(conn_hdr->value, conn_hdr->value_len, "http2-settings")) {

@@ -1068,12 +1068,31 @@ static ssize_t base64url_decode(const char *in, size_t len, uint8_t *out, size_t
     return (ssize_t)o;
 }
 
+/* Whether the values of an HTTP2-Settings payload (6-byte entries) are ones the client could
+ * send in a SETTINGS frame (RFC 9113 section 6.5.2): nghttp2 would refuse them only after the
+ * 101, with a GOAWAY, while the request went on to the backend. Refused before it, the request
+ * is served over HTTP/1.1 instead. */
+static bool upgrade_settings_valid(const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i + 6 <= len; i += 6) {
+        uint16_t id = (uint16_t)(p[i] << 8 | p[i + 1]);
+        uint32_t v = (uint32_t)p[i + 2] << 24 | (uint32_t)p[i + 3] << 16 | (uint32_t)p[i + 4] << 8 | p[i + 5];
+        bool ok = (id != NGHTTP2_SETTINGS_ENABLE_PUSH || v <= 1) &&
+                  (id != NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE || v <= (uint32_t)NGHTTP2_MAX_WINDOW_SIZE) &&
+                  (id != NGHTTP2_SETTINGS_MAX_FRAME_SIZE || (v >= (1u << 14) && v <= (1u << 24) - 1));
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
 struct lw_h2_front *lw_h2_front_new_upgrade(struct lw_conn *c, const char *settings, size_t settings_len,
                                             struct lw_request *req)
 {
     uint8_t payload[256];
     ssize_t n = base64url_decode(settings, settings_len, payload, sizeof(payload));
-    if (n < 0 || n % 6 != 0) {
+    if (n < 0 || n % 6 != 0 || !upgrade_settings_valid(payload, (size_t)n)) {
         return NULL;
     }
     struct lw_h2_front *h = front_new(c);
