@@ -11,7 +11,7 @@ import time
 import hpack
 import pytest
 
-from conftest import RSS_LIMIT_KB, SLOW, RssSampler
+from conftest import RSS_LIMIT_KB, SLOW, RssSampler, parse_access_line
 from h1client import H1Conn, raw_exchange, request_bytes
 from h2client import PROTOCOL_ERROR, H2Client, client_tls_context
 
@@ -97,6 +97,8 @@ def test_h1_h1_invalid_chunk_size_not_forwarded_as_success(lowat, backend):
             raise
     assert c.wait_closed(3)
     assert not [x for x in b.requests if x["body_len"] is not None and x["body_len"] > 0]
+    lines = [parse_access_line(x) for x in lw.wait_access_lines(1)]
+    assert [x["status"] for x in lines] == ["400"], lines  # what the client was answered
 
 
 def test_h1_slow_header_timeout(lowat, backend):

@@ -405,6 +405,7 @@ static void read_body(struct lw_h1_front *h)
             ssize_t n = lw_http1_chunked_decode(&h->chunked, data, avail, &chunk, &chunk_len, &reason);
             if (n < 0) {
                 if (req != NULL) {
+                    req->status = 400; /* what the client is answered, for the access log */
                     lw_request_front_done(req, true);
                     h->req = NULL;
                 }
