@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import ASAN_BUILD, SLOW, RssSampler, make_config, parse_access_line
-from h1client import H1Conn, request_bytes
+from h1client import H1Conn, raw_exchange, request_bytes
 from h2client import H2Client, client_tls_context
 from runners import curl
 
@@ -276,3 +276,22 @@ def test_admin_answers_get_and_head_only(lowat, backend, tmp_path):
     assert status == 431, status
     status, _, body = admin_exchange(port, b"GET /healthz?x=1 HTTP/1.1\r\nHost: a\r\n\r\n")
     assert (status, body) == (200, b"ok\n")
+
+
+@pytest.mark.parametrize("head,status,method,path", [
+    (b"GET http://user@localhost/x HTTP/1.1\r\nHost: localhost\r\n\r\n", "400", "GET", "http://user@localhost/x"),
+    (b"GET / HTTP/1.1\r\nHost: localhost\r\n" + b"X-A: b\r\n" * 200 + b"\r\n", "431", "-", ""),
+    (b"POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n\r\n", "501", "-", ""),
+], ids=["userinfo", "too-many-headers", "unsupported-coding"])
+def test_access_log_h1_head_refused(lowat, backend, head, status, method, path):
+    """A request head lowat refuses before it becomes a request still gets its access-log line,
+    with the status the client was answered and what is known of the request."""
+    b = backend()
+    lw = lowat(b)
+    r = raw_exchange(lw.clear_port, head, timeout=5)
+    assert r.startswith(b"HTTP/1.1 " + status.encode()), r[:100]
+    lines = lw.wait_access_lines(1)
+    assert len(lines) == 1, lines
+    f = parse_access_line(lines[0])
+    assert (f["status"], f["method"], f["path"], f["backend"]) == (status, method, path, "-"), f
+    assert not b.requests

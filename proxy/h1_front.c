@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "config/config.h"
+#include "proxy/accesslog.h"
 #include "proxy/conn.h"
 #include "proxy/h2_front.h"
 #include "proxy/request.h"
@@ -63,8 +64,8 @@ struct lw_h1_front *lw_h1_front_new(struct lw_conn *c)
     return h;
 }
 
-/* Answer with a status lowat makes itself and close the connection. */
-static void reply_and_close(struct lw_h1_front *h, int status, const char *why)
+/* Answer with a status lowat makes itself and close the connection. Returns the body's length. */
+static int reply_and_close(struct lw_h1_front *h, int status, const char *why)
 {
     char buf[256];
     const char *text = lw_request_status_text(status);
@@ -76,6 +77,18 @@ static void reply_and_close(struct lw_h1_front *h, int status, const char *why)
     lw_log_info("%s: HTTP/1.1 request refused with %d: %s", h->conn->peer_str, status, why);
     lw_conn_send(h->conn, buf, (size_t)n);
     lw_conn_close_after_flush(h->conn);
+    return blen;
+}
+
+/* reply_and_close for a head refused before it became a request, which would have written its
+ * own access-log line: this writes one with what is known (r: the parsed head, or NULL). */
+static void refuse(struct lw_h1_front *h, int status, const char *why, const struct lw_http1_request *r)
+{
+    int blen = reply_and_close(h, status, why);
+    const char *proto = r == NULL ? NULL : r->minor_version == 1 ? "http/1.1" : "http/1.0";
+    lw_accesslog_write_refusal(h->conn->worker->proxy->access_log_fd, h->conn->peer_str, proto, r ? r->method : NULL,
+                               r ? r->method_len : 0, r ? r->target : NULL, r ? r->target_len : 0, status,
+                               (uint64_t)blen);
 }
 
 static void h1_on_interim(struct lw_request *req, int status)
@@ -252,17 +265,17 @@ static bool try_upgrade(struct lw_h1_front *h, struct lw_request *req, const str
  * is empty. Returns false when the request was refused. The target is not NUL-terminated:
  * search within its length only.
  */
-static bool split_absolute_form(struct lw_h1_front *h, const char **target, size_t *target_len, const char **authority,
-                                size_t *authority_len, bool *add_slash)
+static bool split_absolute_form(struct lw_h1_front *h, const struct lw_http1_request *r, const char **target,
+                                size_t *target_len, const char **authority, size_t *authority_len, bool *add_slash)
 {
     const char *t = *target;
     const char *end = t + *target_len;
     const char *scheme_end = *target_len > 7 ? memmem(t, *target_len, "://", 3) : NULL;
     if (scheme_end == NULL) {
         if (*target_len == 1 && t[0] == '*') {
-            reply_and_close(h, 400, "asterisk-form is not proxied");
+            refuse(h, 400, "asterisk-form is not proxied", r);
         } else {
-            reply_and_close(h, 400, "invalid request-target");
+            refuse(h, 400, "invalid request-target", r);
         }
         return false;
     }
@@ -278,12 +291,12 @@ static bool split_absolute_form(struct lw_h1_front *h, const char **target, size
     }
     size_t len = (size_t)(auth_end - auth);
     if (memchr(auth, '@', len) != NULL) {
-        reply_and_close(h, 400, "userinfo in request-target");
+        refuse(h, 400, "userinfo in request-target", r);
         return false;
     }
     /* An empty one is invalid too (RFC 9110 section 4.2.1), not a cue to use Host. */
     if (len == 0 || !lw_http1_is_host(auth, len)) {
-        reply_and_close(h, 400, "invalid authority in request-target");
+        refuse(h, 400, "invalid authority in request-target", r);
         return false;
     }
     *authority = auth;
@@ -307,11 +320,11 @@ static bool start_request(struct lw_h1_front *h, const struct lw_http1_request *
     /* A CONNECT's target (authority-form, or any other) is only logged: it gets a 501. */
     bool connect = r->method_len == 7 && memcmp(r->method, "CONNECT", 7) == 0;
     if (!connect && target_len > 0 && target[0] != '/' &&
-        !split_absolute_form(h, &target, &target_len, &authority, &authority_len, &add_slash)) {
+        !split_absolute_form(h, r, &target, &target_len, &authority, &authority_len, &add_slash)) {
         return false;
     }
     if (authority == NULL || authority_len == 0) {
-        reply_and_close(h, 400, "missing Host");
+        refuse(h, 400, "missing Host", r);
         return false;
     }
     struct lw_request *req = lw_request_new(c, &h1_ops);
@@ -473,12 +486,12 @@ int lw_h1_front_process(struct lw_h1_front *h)
             break;
         }
         if (n == LW_ELIMIT) {
-            reply_and_close(h, 431, reason ? reason : "request head too large");
+            refuse(h, 431, reason ? reason : "request head too large", NULL);
             break;
         }
         if (n < 0) {
             bool te = reason != NULL && strstr(reason, "Transfer-Encoding") != NULL && strstr(reason, "unsupported");
-            reply_and_close(h, te ? 501 : 400, reason ? reason : "malformed request");
+            refuse(h, te ? 501 : 400, reason ? reason : "malformed request", NULL);
             break;
         }
         bool started = start_request(h, &r);
@@ -648,7 +661,7 @@ void lw_h1_front_on_timeout(struct lw_h1_front *h)
         return;
     }
     if (lw_buf_size(&c->rbuf) > 0) {
-        reply_and_close(h, 408, "request head not complete in time");
+        refuse(h, 408, "request head not complete in time", NULL);
         return;
     }
     lw_log_debug("%s: closing idle HTTP/1.1 connection", c->peer_str);
