@@ -48,7 +48,6 @@ struct lw_h1_front {
     bool body_read;     /* the whole request body has been read */
     bool shutdown;
     bool head_started; /* bytes of the next request head have arrived */
-    bool input_closed; /* the client's FIN (or close_notify) came while a request was pending */
     bool probe_sent;   /* since that FIN, this request's RST checks have begun */
     uint8_t reset_checks; /* looks for a RST left (see watch_closed_input) */
     uint32_t reset_check_ms;
@@ -596,7 +595,6 @@ size_t lw_h1_front_produce(struct lw_h1_front *h, size_t budget)
 static void watch_closed_input(struct lw_h1_front *h)
 {
     struct lw_conn *c = h->conn;
-    h->input_closed = true;
     lw_conn_pause_read(c);
     if (h->probe_sent) {
         return;
