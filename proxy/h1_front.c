@@ -48,7 +48,7 @@ struct lw_h1_front {
     bool body_read;     /* the whole request body has been read */
     bool shutdown;
     bool head_started; /* bytes of the next request head have arrived */
-    bool probe_sent;   /* since that FIN, this request's RST checks have begun */
+    bool probe_sent;   /* the client's FIN (or close_notify) came: this request's RST checks began */
     uint8_t reset_checks; /* looks for a RST left (see watch_closed_input) */
     uint32_t reset_check_ms;
 };
