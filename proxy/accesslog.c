@@ -65,7 +65,7 @@ static void write_entry(int fd, const struct entry *e)
                      "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ client=%s proto=%s method=%.*s authority=%s path=%s "
                      "status=%d bytes=%llu backend=%s member=%s upstream_ms=%.1f total_ms=%.1f experiment=%s arm=%s%s%s%s",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     ts.tv_nsec / 1000000, e->client, e->proto ? e->proto : "-", (int)e->method_len,
+                     ts.tv_nsec / 1000000, e->client, e->proto ? e->proto : "-", e->method ? (int)e->method_len : 1,
                      e->method ? e->method : "-", authority, path, e->status, (unsigned long long)e->bytes,
                      e->backend ? e->backend : "-", e->member ? e->member : "-", e->upstream_ms, e->total_ms,
                      e->experiment ? e->experiment : "-", e->arm ? e->arm : "-", e->aborted ? " aborted=1" : "",
@@ -120,7 +120,7 @@ void lw_accesslog_write_refusal(int fd, const char *client, const char *proto, c
     struct entry e = {.client = client,
                       .proto = proto,
                       .method = method,
-                      .method_len = method ? method_len : 1,
+                      .method_len = method_len,
                       .path = path,
                       .path_len = path_len,
                       .status = status,
