@@ -50,7 +50,6 @@ struct head_fields {
     bool has_transfer_encoding;
     unsigned codings;       /* transfer codings listed, over every Transfer-Encoding line */
     unsigned chunked_count; /* how many of those were chunked */
-    bool last_is_chunked;
     bool conn_close;
     bool conn_keep_alive;
     bool conn_upgrade;
@@ -261,7 +260,6 @@ static const char *apply_transfer_encoding(struct head_fields *f, const char *v,
         }
         f->codings++;
         f->chunked_count += chunked;
-        f->last_is_chunked = chunked;
         any = true;
     }
     return any ? NULL : "empty Transfer-Encoding";
