@@ -181,16 +181,28 @@ static void h1_on_response_body(struct lw_request *req)
     lw_conn_want_flush(req->conn);
 }
 
+/* Mid-response: a truncated body and a closed connection are the only honest signal.
+ * Closed from the loop, not here: our caller may still be inside this frontend. */
+static void cut_response(struct lw_h1_front *h, struct lw_request *req)
+{
+    lw_request_front_done(req, true);
+    h->req = NULL;
+    h->keep_alive = false;
+    lw_conn_close_after_flush(h->conn);
+}
+
 static void h1_on_error(struct lw_request *req, int status)
 {
     struct lw_h1_front *h = req->conn->h1;
-    if (status == 0 || h->head_sent) {
-        /* Mid-response: a truncated body and a closed connection are the only honest signal.
-         * Closed from the loop, not here: our caller may still be inside this frontend. */
-        lw_request_front_done(req, true);
-        h->req = NULL;
+    if (status == 0 && h->head_sent && lw_buf_size(&req->resp_body) > 0) {
+        /* What the backend sent before it failed goes out first: a download can resume from
+         * there. lw_h1_front_produce cuts the response once it is written. */
         h->keep_alive = false;
-        lw_conn_close_after_flush(h->conn);
+        lw_conn_want_flush(req->conn);
+        return;
+    }
+    if (status == 0 || h->head_sent) {
+        cut_response(h, req);
         return;
     }
     static const struct lw_hdr ctype = {"content-type", 12, "text/plain; charset=utf-8", 25};
@@ -562,7 +574,9 @@ size_t lw_h1_front_produce(struct lw_h1_front *h, size_t budget)
             return total;
         }
     }
-    if (req->resp_done && lw_buf_size(&req->resp_body) == 0) {
+    if (req->resp_failed && lw_buf_size(&req->resp_body) == 0) {
+        cut_response(h, req);
+    } else if (req->resp_done && lw_buf_size(&req->resp_body) == 0) {
         if (h->resp_chunked) {
             lw_conn_send(h->conn, "0\r\n\r\n", 5);
             total += 5;
