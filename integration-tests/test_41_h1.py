@@ -332,9 +332,12 @@ def test_h1_absolute_form_authority_checked_like_host(lowat, backend, target):
     (b"http://localhost", "/", "localhost"),
     (b"http://localhost:8080/echo?a=b/c", "/echo?a=b/c", "localhost:8080"),
     (b"HTTP://other.test?q/r", "/?q/r", "other.test"),
-], ids=["query", "bare", "port-path-query", "query-with-slash"])
+    (b"http://localhost/echo?a=b#frag", "/echo?a=b", "localhost"),
+    (b"http://localhost#frag", "/", "localhost"),
+], ids=["query", "bare", "port-path-query", "query-with-slash", "query-fragment", "bare-fragment"])
 def test_h1_h1_absolute_form_path_and_query_kept(lowat, backend, target, path, host):
-    """The authority ends at "/", "?" or "#": an empty path becomes "/" and the query stays in it."""
+    """The authority ends at "/", "?" or "#": an empty path becomes "/", the query stays in it and
+    the fragment goes."""
     b = backend()
     lw = lowat(b)
     c = H1Conn(lw.clear_port)

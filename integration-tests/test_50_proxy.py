@@ -11,6 +11,7 @@ import threading
 import pytest
 
 from backend import pattern_sha256
+from conftest import parse_access_line
 from h1client import H1Conn, request_bytes
 from h2client import H2Client
 from runners import curl
@@ -39,6 +40,28 @@ def test_h2_h1_request_line_and_host_from_authority(lowat, backend):
     assert (echo["method"], echo["path"], echo["version"]) == ("GET", "/echo/a%20b?x=1&y=2", "HTTP/1.1")
     assert joined(echo, "host") == "example.test:8443"
     assert count(echo, "host") == 1
+
+
+@pytest.mark.parametrize("front", ["h1", "h2"])
+def test_fragment_dropped_from_request_target(lowat, backend, front):
+    """A fragment is never part of a request (RFC 9110 section 7.1): the backend, the routes
+    and the access log see the path and query without it, as nginx does."""
+    b = backend()
+    lw = lowat(b)
+    sent = [("/echo?x=1#frag", "/echo?x=1"), ("/echo#", "/echo"), ("/echo#a?b=c", "/echo")]
+    if front == "h1":
+        c = H1Conn(lw.clear_port)
+        for target, _ in sent:
+            c.send(request_bytes("GET", target, "localhost"))
+            assert c.read_response().status == 200
+    else:
+        c = H2Client(lw.tls_port)
+        for target, _ in sent:
+            assert c.get(target).status == 200
+    lines = [b.requests[i]["raw_head"].split(b"\r\n", 1)[0] for i in range(len(sent))]
+    assert lines == [f"GET {path} HTTP/1.1".encode() for _, path in sent]
+    logged = [parse_access_line(x)["path"] for x in lw.wait_access_lines(len(sent))]
+    assert logged == [path for _, path in sent]
 
 
 def test_h2_h1_host_header_when_no_authority(lowat, backend):

@@ -272,9 +272,10 @@ static bool try_upgrade(struct lw_h1_front *h, struct lw_request *req, const str
 
 /*
  * absolute-form (RFC 9112 section 3.2.2): the target's authority wins over Host. Narrows
- * [*target, +*target_len) to the path and query, sets *authority, and *add_slash when the path
- * is empty. Returns false when the request was refused. The target is not NUL-terminated:
- * search within its length only.
+ * [*target, +*target_len) to what follows the authority (path, query, and any fragment, which
+ * lw_request_set_path drops), sets *authority, and *add_slash when the path is empty. Returns
+ * false when the request was refused. The target is not NUL-terminated: search within its
+ * length only.
  */
 static bool split_absolute_form(struct lw_h1_front *h, const struct lw_http1_request *r, const char **target,
                                 size_t *target_len, const char **authority, size_t *authority_len, bool *add_slash)
@@ -344,17 +345,7 @@ static bool start_request(struct lw_h1_front *h, const struct lw_http1_request *
     req->method = lw_arena_strndup(&req->arena, r->method, r->method_len);
     req->method_len = r->method_len;
     req->is_head = r->method_len == 4 && memcmp(r->method, "HEAD", 4) == 0;
-    if (add_slash) {
-        char *path = lw_arena_alloc(&req->arena, target_len + 2);
-        path[0] = '/';
-        memcpy(path + 1, target, target_len);
-        path[target_len + 1] = '\0';
-        req->path = path;
-        req->path_len = target_len + 1;
-    } else {
-        req->path = lw_arena_strndup(&req->arena, target, target_len);
-        req->path_len = target_len;
-    }
+    lw_request_set_path(req, target, target_len, add_slash);
     req->authority = lw_arena_strndup(&req->arena, authority, authority_len);
     req->authority_len = authority_len;
     req->scheme = c->tls ? "https" : "http";

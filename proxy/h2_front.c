@@ -594,8 +594,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
                 s->reject_status = 501;
             }
         } else if (namelen == 5 && memcmp(n, ":path", 5) == 0) {
-            req->path = lw_arena_strndup(&req->arena, v, valuelen);
-            req->path_len = valuelen;
+            lw_request_set_path(req, v, valuelen, false);
         } else if (namelen == 10 && memcmp(n, ":authority", 10) == 0) {
             req->authority = lw_arena_strndup(&req->arena, v, valuelen);
             req->authority_len = valuelen;

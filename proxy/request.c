@@ -66,6 +66,27 @@ struct lw_request *lw_request_new(struct lw_conn *conn, const struct lw_request_
     return req;
 }
 
+void lw_request_set_path(struct lw_request *req, const char *target, size_t len, bool add_slash)
+{
+    /* origin-form is absolute-path ["?" query] (RFC 9112 section 3.2.1); a fragment is the
+     * client's own (RFC 9110 section 7.1) and clients strip it, but one that did not would have
+     * it forwarded. Dropped here, where the path is set, so routes, pushes, the access log and
+     * the backend all see the same path. The query may not hold "#" (RFC 3986 section 3.4). */
+    const char *hash = memchr(target, '#', len);
+    if (hash != NULL) {
+        len = (size_t)(hash - target);
+    }
+    size_t lead = add_slash ? 1 : 0;
+    char *path = lw_arena_alloc(&req->arena, lead + len + 1);
+    if (add_slash) {
+        path[0] = '/';
+    }
+    memcpy(path + lead, target, len);
+    path[lead + len] = '\0';
+    req->path = path;
+    req->path_len = lead + len;
+}
+
 static void release_body(struct lw_request *req);
 
 static void request_free(struct lw_reap *r)

@@ -133,6 +133,9 @@ struct lw_request {
 /* A request for conn, attached to its frontend (front_attached). */
 struct lw_request *lw_request_new(struct lw_conn *conn, const struct lw_request_front_ops *ops);
 
+/* Set req->path (copied into the arena) from a request target's path and query, "/" put in
+ * front when add_slash. A fragment ("#" to the end) is dropped: it is never part of a request. */
+void lw_request_set_path(struct lw_request *req, const char *target, size_t len, bool add_slash);
 /* Copy a header in (name lowercased). */
 void lw_request_add_header(struct lw_request *req, const char *name, size_t name_len, const char *value,
                            size_t value_len);
