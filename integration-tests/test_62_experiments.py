@@ -173,3 +173,34 @@ def test_config_rejects_unknown_experiment_and_bad_arms(lowat_bin, tmp_path):
     assert f"{cfg}:5:" in r.stderr and "duplicate arm name 'a'" in r.stderr
     assert "'policy' must be one of" in r.stderr
     assert f"{cfg}:6:" in r.stderr and "unknown experiment 'nope'" in r.stderr
+
+
+def test_requests_total_counts_what_lowat_answers_itself(lowat, backend, tmp_path):
+    """Every client request is counted, the ones lowat answers without a backend too (no route,
+    a CONNECT over either protocol): the counter agrees with the
+    time-to-first-byte histogram, which sees every response."""
+    b = backend()
+    cfg = make_config(tmp_path, b, routes=[{"path": "/name", "backend": "app"}])
+    cfg["admin"] = {"address": "127.0.0.1:0"}
+    lw = lowat(config=cfg)
+    port = admin_port(lw)
+    before, _ = parse_prom(scrape(port))
+    statuses = []
+    for target in ("/name", "/unrouted"):
+        statuses.append(int(get_from("127.0.0.1", lw.clear_port, target)[0].split()[1]))
+    data = raw_exchange(lw.clear_port, b"CONNECT localhost:443 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    statuses.append(int(data.split(b" ", 2)[1]))
+    c = H2Client(lw.tls_port)
+    statuses.append(c.get("/name").status)
+    statuses.append(c.get("/unrouted").status)
+    sid = c.send_headers([(":method", "CONNECT"), (":authority", "localhost:443")], end_stream=True)
+    statuses.append(c.wait_stream(sid).status)
+    assert statuses == [200, 404, 501, 200, 404, 501]
+    after, _ = parse_prom(scrape(port))
+
+    def delta(metric):
+        key = f'{metric}{{experiment="-",arm="-"}}'
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert delta("lowat_parent_ttfb_seconds_count") == len(statuses)
+    assert delta("lowat_requests_total") == len(statuses)

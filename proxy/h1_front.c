@@ -379,7 +379,7 @@ static bool start_request(struct lw_h1_front *h, const struct lw_http1_request *
          * so a client with a request pipelined behind knows it was not answered. Before any
          * Upgrade: a CONNECT must not reach a backend by way of h2c either. */
         h->keep_alive = false;
-        h1_on_error(req, 501);
+        lw_request_refuse(req, 501, "CONNECT is not proxied");
         return true;
     }
     if (r->upgrade && try_upgrade(h, req, r)) {

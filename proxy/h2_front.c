@@ -642,7 +642,7 @@ static void start_request(struct lw_h2_front *h, struct lw_request *req, bool en
         lw_log_info("%s: stream %d: refused with %d", h->conn->peer_str, req->stream_id, s->reject_status);
         glitch(h, "refused request");
         req->body_end = true;
-        respond_error(req, s->reject_status);
+        lw_request_refuse(req, s->reject_status, "refused request");
         return;
     }
     bool pushed_before = h->memo != NULL && lw_push_memo_has(h->memo, req->path, req->path_len);

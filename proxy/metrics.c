@@ -71,7 +71,7 @@ struct counter {
 };
 
 static const struct counter counters[] = {
-    {"lowat_requests_total", "Client requests (not pushes), by experiment arm.",
+    {"lowat_requests_total", "Client requests (not pushes) by experiment arm, including those lowat answers itself.",
      offsetof(struct lw_arm_metrics, requests)},
     {"lowat_pushes_promised_total", "PUSH_PROMISEs sent.", offsetof(struct lw_arm_metrics, pushes_promised)},
     {"lowat_pushes_cancelled_total", "Promised streams the client reset (e.g. CANCEL: it had the resource).",

@@ -571,6 +571,24 @@ static size_t host_len_of(const char *a, size_t len)
     return colon ? (size_t)(colon - a) : len;
 }
 
+/* Every client request is counted once, in the slot it ends up in: when dispatched to a
+ * backend, or when lowat answers it itself. The histograms see every response, local ones
+ * included, so a counter that missed those would not add up with them. */
+static void count_request(struct lw_request *req)
+{
+    if (!req->is_push) {
+        lw_metrics_add(&lw_request_arm_metrics(req)->requests, 1);
+    }
+}
+
+void lw_request_refuse(struct lw_request *req, int status, const char *reason)
+{
+    req->status = status;
+    req->fail_reason = reason;
+    count_request(req);
+    req->ops->on_error(req, status);
+}
+
 void lw_request_dispatch(struct lw_request *req)
 {
     const struct lw_config *cfg = req->worker->config;
@@ -578,21 +596,17 @@ void lw_request_dispatch(struct lw_request *req)
     const struct lw_config_route *route =
         lw_config_route_match(cfg, req->authority, hlen, req->path, req->path_len);
     if (route == NULL) {
-        req->status = 404;
-        req->fail_reason = "no route";
-        req->ops->on_error(req, 404);
+        lw_request_refuse(req, 404, "no route");
         return;
     }
     req->route = route;
     size_t index = (size_t)(route->backend - cfg->backends);
     req->upstream = req->worker->upstreams[index];
     req->policy = route->push.policy;
-    if (!req->is_push) {
-        if (route->experiment != NULL) {
-            assign_arm(req, route->experiment);
-        }
-        lw_metrics_add(&lw_request_arm_metrics(req)->requests, 1);
+    if (!req->is_push && route->experiment != NULL) {
+        assign_arm(req, route->experiment);
     }
+    count_request(req);
     if (req->policy == LW_CONFIG_PUSH_LEARNED_HINTS && is_navigation(req)) {
         send_learned_hints(req);
     }

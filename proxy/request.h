@@ -145,6 +145,10 @@ const struct lw_hdr *lw_request_find_header(const struct lw_request *req, const 
 /* The head is complete: route it and send it to a backend. Failures found at once (no
  * route, queue full, connect refused everywhere) call ops->on_error before this returns. */
 void lw_request_dispatch(struct lw_request *req);
+/* Instead of dispatching: lowat answers the request itself with status (a method it does not
+ * proxy, headers it refuses). Counted as a client request as a dispatched one is; calls
+ * ops->on_error before this returns. reason: static, or NULL. */
+void lw_request_refuse(struct lw_request *req, int status, const char *reason);
 /* Raw body bytes from the client. */
 void lw_request_body(struct lw_request *req, const char *data, size_t len);
 /* The client's body is complete. */
