@@ -278,6 +278,32 @@ def test_admin_answers_get_and_head_only(lowat, backend, tmp_path):
     assert (status, body) == (200, b"ok\n")
 
 
+def test_healthz_answers_503_while_draining(lowat, backend, tmp_path):
+    """Once SIGTERM has closed the listeners, /healthz says so: a load balancer that probes it
+    stops sending clients to a port that refuses them, while an exchange in flight finishes."""
+    b = backend()
+    cfg = make_config(tmp_path, b, workers=1, drain_timeout="20s")
+    cfg["admin"] = {"address": "127.0.0.1:0"}
+    lw = lowat(config=cfg)
+    line = lw.wait_log(r"admin listening on 127\.0\.0\.1:\d+")
+    port = int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))
+    healthz = b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n"
+    assert admin_exchange(port, healthz)[::2] == (200, b"ok\n")
+    c = H2Client(lw.tls_port, timeout=15)
+    sid = c.request("GET", "/slow/1500")
+    assert b.wait_requests(1, 5)
+    lw.send_signal(signal.SIGTERM)
+    c.wait_for(lambda: c.goaway is not None, timeout=5, what="GOAWAY after SIGTERM")
+    assert refuses_new_connections(lw.clear_port)
+    assert admin_exchange(port, healthz)[::2] == (503, b"draining\n")
+    status, headers, body = admin_exchange(port, b"HEAD /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert (status, body, headers["content-length"]) == (503, b"", "9"), (status, headers)
+    assert admin_exchange(port, b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n")[0] == 200
+    st = c.wait_stream(sid, timeout=10)
+    assert (st.status, bytes(st.body)) == (200, b"slow\n")
+    assert lw.wait_exit(10 * SLOW) == 0, lw.stderr_text()
+
+
 @pytest.mark.parametrize("head,status,method,path", [
     (b"GET http://user@localhost/x HTTP/1.1\r\nHost: localhost\r\n\r\n", "400", "GET", "http://user@localhost/x"),
     (b"GET / HTTP/1.1\r\nHost: localhost\r\n" + b"X-A: b\r\n" * 200 + b"\r\n", "431", "-", ""),

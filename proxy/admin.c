@@ -142,6 +142,12 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         respond(c, 405, "Allow: GET, HEAD\r\n", "text/plain", na, sizeof(na) - 1);
         return;
     }
+    if (healthz && c->admin->worker->draining) {
+        /* The listeners are closed: a load balancer that probes here must stop sending
+         * clients now, not when the drain ends and this port closes too. */
+        respond(c, 503, "", "text/plain", "draining\n", 9);
+        return;
+    }
     if (healthz) {
         respond(c, 200, "", "text/plain", "ok\n", 3);
         return;
