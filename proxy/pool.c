@@ -94,6 +94,8 @@ static bool same_addr(const struct sockaddr_storage *a, socklen_t alen, const st
     return alen == blen && memcmp(a, b, alen) == 0;
 }
 
+#define RESOLVE_MAX_TTL_S 86400u
+
 static void schedule_resolve(struct lw_resolve *r, uint32_t ms)
 {
     if (ms < 1000) {
@@ -150,7 +152,9 @@ static void on_resolved(void *arg, int status, const struct lw_dns_addr *addrs, 
             lw_log_info("backend %s: member %s added (ttl %us)", up->cfg->name, m->name, ttl_s);
         }
     }
-    schedule_resolve(r, ttl_s > 0 ? ttl_s * 1000u : up->cfg->resolve_interval_ms);
+    /* A TTL counts for a day at most, as resolvers' caches count one (unbound's cache-max-ttl):
+     * a name moved after weeks is still followed, and the milliseconds cannot wrap around. */
+    schedule_resolve(r, ttl_s > 0 ? LW_MIN(ttl_s, RESOLVE_MAX_TTL_S) * 1000u : up->cfg->resolve_interval_ms);
     serve_waiters(up);
 }
 
