@@ -190,6 +190,25 @@ def test_sigterm_drain_timeout_bounds_stop(lowat, backend):
     assert time.monotonic() - start < 6 * SLOW
 
 
+def test_second_sigterm_cuts_the_drain_short(lowat, backend):
+    b = backend()
+    lw = lowat(b, drain_timeout="30s")
+    c = H2Client(lw.tls_port)
+    sid = c.request("GET", "/hang")
+    assert b.wait_requests(1, 5)
+    lw.send_signal(signal.SIGTERM)
+    c.wait_for(lambda: c.goaway is not None, timeout=5, what="GOAWAY after SIGTERM")
+    assert lw.wait_exit(1) is None, "lowat stopped before the drain ended"
+    start = time.monotonic()
+    lw.send_signal(signal.SIGTERM)
+    rc = lw.wait_exit(5 * SLOW)
+    assert rc == 0, f"exit {rc} after a second SIGTERM: {lw.stderr_text()}"
+    assert time.monotonic() - start < 3 * SLOW
+    assert "SIGTERM again: stopping now" in lw.stderr_text()
+    c.wait_closed(2)  # raises if the connection outlived lowat
+    assert c.streams[sid].status is None
+
+
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 
 

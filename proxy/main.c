@@ -2,11 +2,12 @@
 /*
  * lowat's entry point: command line, configuration (a file, or the embedded default),
  * listening sockets, TLS contexts, worker threads, and signals. SIGTERM and SIGINT stop
- * gracefully (stop accepting, GOAWAY, drain, exit 0).
+ * gracefully (stop accepting, GOAWAY, drain, exit 0); a second one cuts the drain short.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +39,8 @@ static void usage(FILE *out)
                  "  -h, --help         show this help\n"
                  "  -v, --version      show the version\n"
                  "\n"
-                 "Signals: SIGTERM or SIGINT stop gracefully (drain in-flight exchanges).\n"
+                 "Signals: SIGTERM or SIGINT stop gracefully (drain in-flight exchanges); a second one\n"
+                 "stops at once. SIGHUP is logged and ignored (no reload yet).\n"
                  "See config/examples/ for annotated configuration files.\n");
 }
 
@@ -138,6 +140,37 @@ static void free_listeners(struct lw_proxy *p)
         }
     }
     free(p->listens);
+}
+
+/* The workers drain. A second SIGTERM or SIGINT meanwhile cuts the drain short, as a second
+ * Ctrl-C does elsewhere: otherwise only SIGKILL would, which logs nothing. A worker joined
+ * here is marked so (thread 0) that lw_worker_join_and_dispose does not join it again. */
+static void wait_for_drain(struct lw_worker *workers, size_t n, const sigset_t *sigs)
+{
+    bool cut = false;
+    for (;;) {
+        size_t running = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (workers[i].thread && pthread_tryjoin_np(workers[i].thread, NULL) == 0) {
+                workers[i].thread = 0;
+            }
+            running += workers[i].thread != 0;
+        }
+        if (running == 0) {
+            return;
+        }
+        struct timespec tick = {0, 100 * 1000 * 1000};
+        int sig = sigtimedwait(sigs, NULL, &tick);
+        if ((sig == SIGTERM || sig == SIGINT) && !cut) {
+            lw_log_always("%s again: stopping now", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            for (size_t i = 0; i < n; i++) {
+                if (workers[i].thread) {
+                    lw_worker_stop(&workers[i]);
+                }
+            }
+            cut = true;
+        }
+    }
 }
 
 int main(int argc, char **argv)
@@ -275,6 +308,9 @@ Exit:
         if (workers[i].thread) {
             lw_worker_stop(&workers[i]);
         }
+    }
+    if (ret == 0) {
+        wait_for_drain(workers, num_workers, &sigs);
     }
     for (size_t i = 0; i < num_workers; i++) {
         lw_worker_join_and_dispose(&workers[i]);

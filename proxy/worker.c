@@ -84,23 +84,33 @@ void lw_worker_check_drained(struct lw_worker *w)
     }
 }
 
-static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+/* The drain is over before its exchanges are: close them and leave. */
+static void cut_drain(struct lw_worker *w, const char *why)
 {
-    struct lw_worker *w = arg;
-    lw_log_warn("worker %d: drain timeout: closing %zu connection(s) with exchanges in flight", w->id, w->num_conns);
+    lw_log_warn("worker %d: %s: closing %zu connection(s) with exchanges in flight", w->id, why, w->num_conns);
     while (!lw_list_is_empty(&w->conns)) {
         lw_conn_close(LW_LIST_ENTRY(w->conns.next, struct lw_conn, link));
     }
     exit_loop(w);
 }
 
+static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    cut_drain(arg, "drain timeout");
+}
+
 static void on_stop(evutil_socket_t fd, short what, void *arg)
 {
     struct lw_worker *w = arg;
+    uint64_t n;
+    ssize_t r = read(fd, &n, sizeof(n));
+    (void)r; /* only its readability counts: the read resets it for the next stop */
     if (w->draining) {
+        cut_drain(w, "stop asked again");
         return;
     }
     w->draining = true;
+    event_add(w->stop_ev, NULL); /* a second stop cuts the drain short */
     for (size_t i = 0; i < w->num_listeners; i++) {
         lw_listener_free(w->listeners[i]);
     }
