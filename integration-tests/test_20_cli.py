@@ -4,6 +4,8 @@
 import re
 import subprocess
 
+import pytest
+
 from conftest import to_yaml
 
 
@@ -112,3 +114,48 @@ def test_cli_run_bad_config_exits_nonzero(lowat_bin, tmp_path):
     p = run_lowat(lowat_bin, "-c", str(path))
     assert p.returncode != 0
     assert re.search(r"^" + re.escape(str(path)) + r":7:\d+: ", p.stderr, re.M), p.stderr
+
+
+def _one_tls_listener_config(cert, key, log):
+    return {"workers": 1, "log": log,
+            "listeners": [{"address": "127.0.0.1:0",
+                           "tls": {"certificates": [{"cert": str(cert), "key": str(key)}]}}],
+            "backends": [{"name": "app", "members": ["127.0.0.1:8080"]}]}
+
+
+@pytest.mark.parametrize("case", ["key_of_another_cert", "cert_not_pem", "access_log_dir_missing",
+                                  "error_log_is_dir"])
+def test_cli_check_refuses_what_a_start_refuses(lowat_bin, certs, tmp_path, case):
+    """-t builds the TLS contexts and looks at the log files as a start does, so a config that
+    cannot start fails the check too, with the start's message."""
+    cert, key = certs["a_cert"], certs["a_key"]
+    log = {"level": "info", "access": "off"}
+    if case == "key_of_another_cert":
+        key, want = certs["b_key"], "private key does not match the certificate"
+    elif case == "cert_not_pem":
+        cert = tmp_path / "garbage.pem"
+        cert.write_text("not a certificate\n")
+        want = "cannot load certificate chain"
+    elif case == "access_log_dir_missing":
+        log["access"] = str(tmp_path / "nosuchdir" / "access.log")
+        want = f"cannot open {log['access']}: No such file or directory"
+    else:
+        log["error"] = str(tmp_path)
+        want = f"cannot open {tmp_path}: Is a directory"
+    path = tmp_path / "c.yaml"
+    path.write_text(to_yaml(_one_tls_listener_config(cert, key, log)) + "\n")
+    start = run_lowat(lowat_bin, "-c", str(path))
+    assert start.returncode == 1 and want in start.stderr, start.stderr
+    p = run_lowat(lowat_bin, "-t", "-c", str(path))
+    assert (p.returncode, p.stdout) == (1, ""), f"-t said {p.stdout.strip()!r} to a config that cannot start"
+    assert want in p.stderr, p.stderr
+
+
+def test_cli_check_creates_no_log_file(lowat_bin, certs, tmp_path):
+    """A start creates missing log files; the check only looks whether it could."""
+    log = {"level": "info", "access": str(tmp_path / "access.log"), "error": str(tmp_path / "error.log")}
+    path = tmp_path / "c.yaml"
+    path.write_text(to_yaml(_one_tls_listener_config(certs["a_cert"], certs["a_key"], log)) + "\n")
+    p = run_lowat(lowat_bin, "-t", "-c", str(path))
+    assert (p.returncode, p.stdout.strip(), p.stderr) == (0, "OK", ""), p.stderr
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["c.yaml"]

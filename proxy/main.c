@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,7 +36,8 @@ static void usage(FILE *out)
                  "  -c, --config FILE  the YAML configuration (default: the embedded default, which\n"
                  "                     serves TLS on 127.0.0.1:8443 with a generated self-signed\n"
                  "                     certificate and proxies to 127.0.0.1:8080)\n"
-                 "  -t, --test         check the configuration, print OK or each error, and exit\n"
+                 "  -t, --test         check the configuration, its certificates and keys and its log\n"
+                 "                     paths as a start would, print OK or each error, and exit\n"
                  "  -h, --help         show this help\n"
                  "  -v, --version      show the version\n"
                  "\n"
@@ -70,6 +72,82 @@ static int open_log(const char *path, int flags)
     return fd;
 }
 
+/*
+ * Whether open_log would fail, found without opening or creating anything: opening is not
+ * free of effects (closing a FIFO's only writer hands its reader an end of file). AT_EACCESS
+ * checks with the effective IDs and capabilities, as open does. An existing file must be
+ * writable; a missing one needs a directory we may write and search. A dangling symbolic
+ * link would be created at its target, which is left to the start.
+ */
+static int check_log(const char *path)
+{
+    struct stat st;
+    int err = 0;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) {
+            err = EISDIR;
+        } else if (faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) != 0) {
+            err = errno;
+        }
+    } else if (errno != ENOENT) {
+        err = errno;
+    } else if (lstat(path, &st) != 0) {
+        const char *slash = strrchr(path, '/');
+        char *dir = slash == NULL ? lw_strdup(".") : lw_strndup(path, slash == path ? 1 : (size_t)(slash - path));
+        if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) != 0) {
+            err = errno;
+        }
+        free(dir);
+    }
+    if (err != 0) {
+        fprintf(stderr, "lowat: cannot open %s: %s\n", path, strerror(err));
+        return LW_EIO;
+    }
+    return 0;
+}
+
+/* The same function and message for the start and for -t, so both refuse the same files. */
+static int new_tls_ctx(const struct lw_config_listener *l, struct lw_tls_ctx **out)
+{
+    char err[512];
+    int rc = lw_tls_ctx_new(l, out, err, sizeof(err));
+    if (rc != 0) {
+        lw_log_error("listener %s:%u: %s", l->host, l->port, err);
+    }
+    return rc;
+}
+
+/*
+ * -t: what the loader cannot know but a start would refuse, checked without binding sockets
+ * or starting workers: the log files can be opened, and every TLS listener's certificates
+ * and keys load and match (the contexts are built as a start builds them, then freed).
+ * Every problem is reported, not only the first. Messages go to stderr even when the config
+ * names an error log, and at warn level at most: a check reports problems, not start-up
+ * lines such as a generated certificate's fingerprint.
+ */
+static int check_start(const struct lw_config *cfg)
+{
+    int rc = 0;
+    lw_log_set_level(cfg->log_level < LW_LOG_WARN ? cfg->log_level : LW_LOG_WARN);
+    if (cfg->error_log != NULL && check_log(cfg->error_log) != 0) {
+        rc = LW_EIO;
+    }
+    const char *access = cfg->access_log; /* NULL: stdout */
+    if (access != NULL && strcmp(access, "off") != 0 && strcmp(access, "stderr") != 0 && check_log(access) != 0) {
+        rc = LW_EIO;
+    }
+    for (size_t i = 0; i < cfg->num_listeners; i++) {
+        struct lw_tls_ctx *tls = NULL;
+        if (cfg->listeners[i].tls && new_tls_ctx(&cfg->listeners[i], &tls) != 0) {
+            rc = LW_EINVAL;
+        }
+        if (tls != NULL) {
+            lw_tls_ctx_free(tls);
+        }
+    }
+    return rc;
+}
+
 /* Bind every listener once in the main thread, so a port 0 becomes one concrete port that
  * every worker's SO_REUSEPORT socket then shares. */
 static int bind_listeners(struct lw_proxy *p)
@@ -82,12 +160,8 @@ static int bind_listeners(struct lw_proxy *p)
         struct lw_listen_spec *spec = &p->listens[i];
         spec->cfg = l;
         spec->first_fd = -1;
-        if (l->tls) {
-            char err[512];
-            if (lw_tls_ctx_new(l, &spec->tls, err, sizeof(err)) != 0) {
-                lw_log_error("listener %s:%u: %s", l->host, l->port, err);
-                return LW_EINVAL;
-            }
+        if (l->tls && new_tls_ctx(l, &spec->tls) != 0) {
+            return LW_EINVAL;
         }
         struct sockaddr_storage ss;
         socklen_t len;
@@ -215,9 +289,12 @@ int main(int argc, char **argv)
         return 1;
     }
     if (test_only) {
-        printf("OK\n");
+        int rc = check_start(cfg);
+        if (rc == 0) {
+            printf("OK\n");
+        }
         lw_config_unref(cfg);
-        return 0;
+        return rc == 0 ? 0 : 1;
     }
 
     int ret = 1;
