@@ -185,6 +185,26 @@ def test_tls_session_resumption_with_ticket(lowat, backend, tlsver):
             s.close()
 
 
+@pytest.mark.parametrize("rotation,lifetime_s", [("1h", 2 * 3600 + 1), ("84h", 604800), ("168h", 604800)])
+def test_tls13_ticket_lifetime_at_most_7_days(lowat, backend, rotation, lifetime_s):
+    """The ticket lifetime is two rotations (plus a second) but never past the 604800 s that
+    RFC 8446 section 4.6.1 allows: Go's crypto/tls drops the connection on a longer one."""
+    lw = lowat(backend(), listeners=[{"address": "127.0.0.1:0", "tls": {"ticket_rotation": rotation}}])
+    ctx = client_tls_context(alpn=("http/1.1",), min_version=ssl.TLSVersion.TLSv1_3)
+    s = tls_connect(lw.tls_port, ctx=ctx)
+    try:
+        assert get_over(s).status == 200  # TLS 1.3 tickets arrive after the handshake
+        session = s.session
+    finally:
+        s.close()
+    assert session.has_ticket and session.ticket_lifetime_hint == lifetime_s
+    s = tls_connect(lw.tls_port, ctx=ctx, session=session)
+    try:
+        assert s.session_reused
+    finally:
+        s.close()
+
+
 def test_tls_generated_certificate_names_localhost(lowat, backend):
     lw = lowat(backend())
     s = tls_connect(lw.tls_port)

@@ -46,6 +46,9 @@
 #define LW_TLS_TICKET_NAME_LEN 16
 #define LW_TLS_TICKET_AES_LEN 16
 #define LW_TLS_TICKET_HMAC_LEN 32
+/* RFC 8446 section 4.6.1: a NewSessionTicket's ticket_lifetime MUST NOT exceed 7 days, and
+ * clients enforce it (Go's crypto/tls aborts the connection with illegal_parameter). */
+#define LW_TLS_TICKET_LIFETIME_MAX_S (7 * 24 * 3600)
 
 /*
  * TLS 1.2 suites: forward secrecy and AEAD only, which is also exactly what RFC 7540
@@ -605,11 +608,15 @@ static int configure_ssl_ctx(const struct lw_config_listener *l, SSL_CTX *sctx, 
         /*
          * A ticket decrypts for at least two periods, so that is the lifetime promised to
          * clients, rounded up plus one second because BoringSSL counts a session's age in
-         * whole seconds; the key ring stays the real bound.
+         * whole seconds; the key ring stays the real bound. BoringSSL advertises the session
+         * timeout as the TLS 1.3 ticket_lifetime, so the timeouts themselves stop at 7 days
+         * (rotations of 84 hours and more): such a session is refused after 7 days, when
+         * RFC 8446 section 4.6.1 has clients drop it anyway.
          */
-        uint32_t lifetime_s = (uint32_t)(((uint64_t)l->ticket_rotation_ms * 2 + 999) / 1000 + 1);
-        SSL_CTX_set_timeout(sctx, lifetime_s);
-        SSL_CTX_set_session_psk_dhe_timeout(sctx, lifetime_s);
+        uint64_t lifetime_s = ((uint64_t)l->ticket_rotation_ms * 2 + 999) / 1000 + 1;
+        lifetime_s = LW_MIN(lifetime_s, LW_TLS_TICKET_LIFETIME_MAX_S);
+        SSL_CTX_set_timeout(sctx, (uint32_t)lifetime_s);
+        SSL_CTX_set_session_psk_dhe_timeout(sctx, (uint32_t)lifetime_s);
     } else {
         SSL_CTX_set_options(sctx, SSL_OP_NO_TICKET);
     }
