@@ -106,7 +106,8 @@ def test_tls11_refused(lowat, backend, certs):
 
 
 @pytest.mark.parametrize("offer,chosen", [(("h2", "http/1.1"), "h2"), (("http/1.1", "h2"), "h2"),
-                                          (("http/1.1",), "http/1.1"), (None, None)])
+                                          (("http/1.1",), "http/1.1"), (None, None),
+                                          (("http/1.0", "h2"), "h2"), (("http/1.0", "http/1.1"), "http/1.1")])
 def test_tls_alpn_selection(lowat, backend, offer, chosen):
     lw = lowat(backend())
     s = tls_connect(lw.tls_port, alpn=offer)
@@ -127,6 +128,23 @@ def test_tls_h1_curl_alpn_http11(lowat, backend):
     lw = lowat(backend())
     r = curl(lw.url("/name"), "-k", "--http1.1")
     assert (r.rc, r.status, r.http_version, r.body) == (0, 200, "1.1", b"app"), r.stderr
+
+
+def test_tls_alpn_http10_h1_get(lowat, backend):
+    """A client that announces HTTP/1.0 by ALPN alone (as curl --http1.0 does) is served by the
+    HTTP/1.x frontend, not refused with no_application_protocol."""
+    lw = lowat(backend())
+    s = tls_connect(lw.tls_port, alpn=("http/1.0",))
+    try:
+        assert s.selected_alpn_protocol() == "http/1.0"
+        c = H1Conn(0, sock=s)
+        c.send(b"GET /name HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        r = c.read_response()
+        assert (r.version, r.status, bytes(r.body)) == ("HTTP/1.0", 200, b"app")
+    finally:
+        s.close()
+    r = curl(lw.url("/name"), "-k", "--http1.0")
+    assert (r.rc, r.status, r.http_version, r.body) == (0, 200, "1", b"app"), r.stderr  # curl writes 1.0 as "1"
 
 
 def test_tls_sni_selects_certificate(lowat, backend, certs):

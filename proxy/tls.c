@@ -457,32 +457,37 @@ static size_t add_cert_names(struct lw_tls_ctx *ctx, X509 *leaf, size_t cert)
 /* ALPN. */
 
 /*
- * Our preference, not the client's order: h2, then http/1.1. A client that offers ALPN but
- * neither gets no_application_protocol (RFC 7301 section 3.2); one that offers no ALPN at
- * all speaks HTTP/1.1 and this callback is not called.
+ * Our preference, not the client's order: h2, then http/1.1, then http/1.0, which the
+ * HTTP/1.x frontend serves too (curl --http1.0 offers it alone). A client that offers ALPN
+ * but none of them gets no_application_protocol (RFC 7301 section 3.2); one that offers no
+ * ALPN at all speaks HTTP/1.1 and this callback is not called.
  */
 static int on_alpn_select(SSL *ssl, const uint8_t **out, uint8_t *out_len, const uint8_t *in, unsigned in_len,
                           void *arg)
 {
     (void)ssl;
     (void)arg;
-    static const uint8_t h2[] = "h2", h1[] = "http/1.1";
-    bool has_h2 = false, has_h1 = false;
+    static const char *const ours[] = {"h2", "http/1.1", "http/1.0"};
+    size_t best = LW_ARRAY_LEN(ours);
     for (unsigned i = 0; i < in_len;) {
         unsigned len = in[i];
         const uint8_t *p = in + i + 1;
         if (len == 0 || i + 1 + len > in_len) {
             break; /* BoringSSL has already rejected malformed lists */
         }
-        has_h2 |= len == sizeof(h2) - 1 && memcmp(p, h2, len) == 0;
-        has_h1 |= len == sizeof(h1) - 1 && memcmp(p, h1, len) == 0;
+        for (size_t k = 0; k < best; k++) {
+            if (len == strlen(ours[k]) && memcmp(p, ours[k], len) == 0) {
+                best = k;
+                break;
+            }
+        }
         i += 1 + len;
     }
-    if (!has_h2 && !has_h1) {
+    if (best == LW_ARRAY_LEN(ours)) {
         return SSL_TLSEXT_ERR_ALERT_FATAL;
     }
-    *out = has_h2 ? h2 : h1;
-    *out_len = (uint8_t)(has_h2 ? sizeof(h2) - 1 : sizeof(h1) - 1);
+    *out = (const uint8_t *)ours[best];
+    *out_len = (uint8_t)strlen(ours[best]);
     return SSL_TLSEXT_ERR_OK;
 }
 
@@ -496,6 +501,9 @@ const char *lw_tls_alpn(const SSL *ssl)
     }
     if (len == 8 && memcmp(p, "http/1.1", 8) == 0) {
         return "http/1.1";
+    }
+    if (len == 8 && memcmp(p, "http/1.0", 8) == 0) {
+        return "http/1.0";
     }
     return "";
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * BoringSSL contexts for TLS listeners: certificates chosen by SNI, ALPN (h2, http/1.1),
- * TLS 1.2 minimum, session tickets with keys rotated on a timer, and a self-signed
+ * BoringSSL contexts for TLS listeners: certificates chosen by SNI, ALPN (h2, http/1.1,
+ * http/1.0), TLS 1.2 minimum, session tickets with keys rotated on a timer, and a self-signed
  * certificate generated at start-up when a listener names none.
  *
  * A context is built once per listener per config snapshot in the main thread and then
@@ -51,7 +51,8 @@ void lw_tls_bio_read_ahead(BIO *bio, struct lw_buf *in, struct lw_mem_cache *cac
 /* The socket may have new bytes (a readable event): the next read asks the kernel again. */
 void lw_tls_bio_rearm(BIO *bio);
 
-/* The ALPN protocol the handshake chose: "h2", "http/1.1", or "" when none was offered. */
+/* The ALPN protocol the handshake chose: "h2", "http/1.1", "http/1.0", or "" when none was
+ * offered. Anything but "h2" is served by the HTTP/1.x frontend. */
 const char *lw_tls_alpn(const SSL *ssl);
 
 /* Drain BoringSSL's error queue into buf as one line (for a log message). */

@@ -271,8 +271,20 @@ static void test_alpn_and_sni(struct lw_tls_ctx *ctx, SSL_CTX *cctx)
     result_dispose(&r);
 
     connect_once(ctx, cctx, &(struct client_opts){.alpn = ALPN("\x06spdy/3\x08http/1.0")}, &r);
+    TAP_OK(r.ok && strcmp(r.alpn, "http/1.0") == 0, "ALPN picks http/1.0 when it is all we serve of the offer");
+    result_dispose(&r);
+
+    connect_once(ctx, cctx, &(struct client_opts){.alpn = ALPN("\x08http/1.0\x08http/1.1")}, &r);
+    TAP_OK(r.ok && strcmp(r.alpn, "http/1.1") == 0, "ALPN prefers http/1.1 to http/1.0 whatever the client's order");
+    result_dispose(&r);
+
+    connect_once(ctx, cctx, &(struct client_opts){.alpn = ALPN("\x08http/1.0\x02h2")}, &r);
+    TAP_OK(r.ok && strcmp(r.alpn, "h2") == 0, "ALPN prefers h2 to http/1.0");
+    result_dispose(&r);
+
+    connect_once(ctx, cctx, &(struct client_opts){.alpn = ALPN("\x06spdy/3\x08http/0.9")}, &r);
     TAP_OK(!r.ok && r.client_reason == SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL,
-           "ALPN without h2 or http/1.1 fails with no_application_protocol");
+           "ALPN without h2, http/1.1 or http/1.0 fails with no_application_protocol");
     result_dispose(&r);
 
     static const struct {
