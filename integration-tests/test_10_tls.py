@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """TLS on the frontend: versions, ALPN, certificates chosen by SNI, session tickets."""
 
+import signal
 import socket
 import ssl
 import subprocess
@@ -8,6 +9,7 @@ import threading
 
 import pytest
 
+from backend import pattern_bytes
 from h1client import H1Conn, request_bytes
 from h2client import H2Client, client_tls_context
 from runners import curl
@@ -233,3 +235,108 @@ def test_tls_generated_certificate_names_localhost(lowat, backend):
     text = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-text"], input=der,
                           stdout=subprocess.PIPE, check=True, timeout=10).stdout.decode()
     assert "localhost" in text
+
+
+# ---------------------------------------------------------------- how a connection ends
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def strict_connect(port, alpn=("http/1.1",), tlsver=None):
+    """A TLS connection whose reads tell close_notify (a clean end: recv gives b"") from a bare
+    FIN (an ssl.SSLError, OpenSSL 3's UNEXPECTED_EOF_WHILE_READING). Debian's Python sets
+    OP_IGNORE_UNEXPECTED_EOF by default, which makes the two look alike: cleared here."""
+    ctx = client_tls_context(alpn=alpn, min_version=tlsver, max_version=tlsver)
+    ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        return ctx.wrap_socket(sock, server_hostname="localhost", suppress_ragged_eofs=False)
+    except BaseException:
+        sock.close()
+        raise
+
+
+def read_to_end(s, data=b""):
+    """Read until the connection ends: (everything read, None after close_notify or the
+    ssl.SSLError that ended it)."""
+    s.settimeout(10)
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                return data, None
+            data += d
+    except ssl.SSLError as e:
+        return data, e
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("tlsver", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_tls_h1_h1_close_delimited_http10_ends_with_close_notify(lowat, backend, tlsver):
+    """An HTTP/1.0 client's close-delimited body ends only with the connection: without
+    close_notify (RFC 8446 section 6.1) a whole body looks exactly like a truncated one, which
+    a client should treat as possibly incomplete (RFC 9112 section 9.8)."""
+    lw = lowat(backend(), workers=1)
+    s = strict_connect(lw.tls_port, tlsver=tlsver)
+    s.sendall(b"GET /close-delimited/100000 HTTP/1.0\r\nHost: localhost\r\n\r\n")
+    data, err = read_to_end(s)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200") and b"content-length" not in head.lower(), head
+    assert body == pattern_bytes(100000)
+    assert err is None, f"whole body received, then {err!r} instead of close_notify"
+
+
+def test_tls_h1_h1_connection_close_ends_with_close_notify(lowat, backend):
+    lw = lowat(backend(), workers=1)
+    s = strict_connect(lw.tls_port)
+    s.sendall(request_bytes("GET", "/name", "localhost", headers=[("Connection", "close")]))
+    data, err = read_to_end(s)
+    assert data.startswith(b"HTTP/1.1 200") and b"connection: close" in data.lower() and data.endswith(b"app"), data
+    assert err is None, f"response received, then {err!r} instead of close_notify"
+    r = curl(lw.url("/name"), "-k", "--http1.1", "-H", "Connection: close")
+    assert (r.rc, r.status, r.body) == (0, 200, b"app"), r.stderr
+
+
+@pytest.mark.parametrize("front", ["h1", "h2"])
+@pytest.mark.parametrize("how", ["idle-timeout", "sigterm"])
+def test_tls_idle_connection_closed_by_lowat_ends_with_close_notify(lowat, backend, front, how):
+    """An idle connection lowat ends (its idle timeout; a graceful stop, with GOAWAY on h2)
+    ends with close_notify: a client reading then learns the connection was closed on
+    purpose, not cut."""
+    lw = lowat(backend(), workers=1, drain_timeout="10s",
+               limits={"client_idle_timeout": "1s" if how == "idle-timeout" else "60s"})
+    s = strict_connect(lw.tls_port, alpn=("h2",) if front == "h2" else ("http/1.1",))
+    first = b""
+    if front == "h1":
+        s.sendall(request_bytes("GET", "/name", "localhost"))
+        c = H1Conn(0, sock=s)
+        assert c.read_response().status == 200
+        first = bytes(c.buf)  # read past the response, if anything was
+    else:
+        assert s.selected_alpn_protocol() == "h2"
+        s.sendall(H2_PREFACE)
+        first = s.recv(65536)  # lowat's SETTINGS: the session has started
+    if how == "sigterm":
+        lw.send_signal(signal.SIGTERM)
+    data, err = read_to_end(s, first)
+    if front == "h2":
+        assert b"\x07\x00\x00\x00\x00\x00" in data, f"no GOAWAY: {data!r}"  # type GOAWAY, no flags, stream 0
+    assert err is None, f"{how}: the connection ended with {err!r} instead of close_notify"
+    if how == "sigterm":
+        assert lw.wait_exit(10) == 0, lw.stderr_text()
+
+
+def test_tls_h1_h1_backend_dies_mid_response_ends_without_close_notify(lowat, backend):
+    """A response cut short ends with a bare FIN: the missing close_notify (and the short body)
+    is what tells the client it is incomplete."""
+    lw = lowat(backend(), workers=1)
+    n = 1_000_000
+    s = strict_connect(lw.tls_port)
+    s.sendall(request_bytes("GET", f"/die-mid/{n}", "localhost"))
+    data, err = read_to_end(s)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and f"content-length: {n}".encode() in head.lower(), head
+    assert body == pattern_bytes(n // 2), f"{len(body)} body bytes, not the {n // 2} the backend sent"
+    assert isinstance(err, ssl.SSLError) and "UNEXPECTED_EOF" in str(err), \
+        f"a cut response ended with {err!r}, not an unexpected EOF"

@@ -145,11 +145,20 @@ void lw_conn_close(struct lw_conn *c)
 
 void lw_conn_close_after_flush(struct lw_conn *c)
 {
+    if (c->closed || c->lingering) {
+        return; /* already past its last write: lingering goes on reading until the end */
+    }
     c->closing = true;
     event_del(c->rev);
     /* A client that never reads would keep it open: the last bytes get this long. */
     lw_conn_set_timeout(c, c->worker->config->limits.client_idle_timeout_ms);
     lw_conn_want_flush(c);
+}
+
+void lw_conn_cut_after_flush(struct lw_conn *c)
+{
+    c->cut = true;
+    lw_conn_close_after_flush(c);
 }
 
 void lw_conn_set_timeout(struct lw_conn *c, uint32_t ms)
@@ -280,7 +289,8 @@ void lw_conn_end_record(struct lw_conn *c)
 
 void lw_conn_send(struct lw_conn *c, const void *data, size_t len)
 {
-    if (c->closed) {
+    /* Nothing follows a close_notify: the connection has ended gracefully on our side. */
+    if (c->closed || c->tls_shut) {
         return;
     }
     if (!c->tls) {
@@ -448,9 +458,42 @@ static struct lw_sock_budget write_budget(struct lw_conn *c)
  * then close (the "lingering close" of HTTP servers). */
 #define LINGER_MS 2000
 
+/*
+ * A graceful end on TLS says so with close_notify (RFC 8446 section 6.1): without it a client
+ * cannot tell a close-delimited body that ended from one cut short (RFC 9112 section 9.8), and
+ * OpenSSL 3 reports an unexpected EOF. Not after a cut (lw_conn_cut_after_flush), where its
+ * absence is the honest signal, nor before the handshake has finished or after BoringSSL sent
+ * a fatal alert (SSL_shutdown then fails and the FIN goes alone). One way, as nginx and h2o
+ * do: the client's close_notify is not waited for (lingering drops it with its other input).
+ * Returns false while the alert waits for the socket, or when the connection was closed;
+ * flush comes back here once the socket takes it.
+ */
+static bool send_close_notify(struct lw_conn *c)
+{
+    if (c->tls && c->handshake_done && !c->cut && !c->tls_shut) {
+        c->tls_shut = true;
+        ERR_clear_error();
+        if (SSL_shutdown(c->ssl) < 0) {
+            char err[256];
+            lw_tls_errors(err, sizeof(err));
+            lw_log_debug("%s: no close_notify: %s", c->peer_str, err[0] ? err : "error");
+        }
+    }
+    int r = write_out(c);
+    if (r == LW_EIO) {
+        lw_conn_close(c);
+        return false;
+    }
+    if (r == LW_EAGAIN) {
+        event_add(c->wev, NULL);
+        return false;
+    }
+    return true;
+}
+
 static void linger(struct lw_conn *c)
 {
-    if (c->lingering) {
+    if (c->lingering || !send_close_notify(c)) {
         return;
     }
     c->lingering = true;

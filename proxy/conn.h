@@ -51,6 +51,8 @@ struct lw_conn {
     struct lw_h1_front *h1;
     bool read_paused;  /* the frontend asked for no more input for now */
     bool closing;      /* close once wbuf is written */
+    bool cut;          /* the output ends short (lw_conn_cut_after_flush): no close_notify */
+    bool tls_shut;     /* SSL_shutdown was called: nothing more goes into TLS records */
     bool closed;
     bool in_recv;      /* inside the protocol's input processing: flushes are deferred */
     bool io_failed;    /* TLS failed while a protocol was producing: close at the next flush */
@@ -87,10 +89,16 @@ void lw_conn_end_record(struct lw_conn *c);
 /* Ask for a write pass soon: in the next loop iteration, after the input that is ready by
  * then (coalesced: one pass however many asks). */
 void lw_conn_want_flush(struct lw_conn *c);
-/* Close now; pending output is dropped. The object is freed at a safe point. */
+/* Close now; pending output is dropped and no close_notify is sent. The object is freed at a
+ * safe point. */
 void lw_conn_close(struct lw_conn *c);
-/* Close once everything queued has been written. */
+/* Close once everything queued has been written. On TLS the last record is a close_notify
+ * (RFC 8446 section 6.1), which tells the client that what it received is all there was. */
 void lw_conn_close_after_flush(struct lw_conn *c);
+/* The same for output that ends short of what it promised (a response cut mid-body): the
+ * connection ends without close_notify, so a client cannot take the bytes for a whole
+ * response. Sticks: a later lw_conn_close_after_flush does not make the close graceful. */
+void lw_conn_cut_after_flush(struct lw_conn *c);
 /* Stop and restart reading (backpressure from a full request-body buffer). Resuming also
  * processes input already buffered (a pipelined request). */
 void lw_conn_pause_read(struct lw_conn *c);

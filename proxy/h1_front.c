@@ -181,14 +181,14 @@ static void h1_on_response_body(struct lw_request *req)
     lw_conn_want_flush(req->conn);
 }
 
-/* Mid-response: a truncated body and a closed connection are the only honest signal.
- * Closed from the loop, not here: our caller may still be inside this frontend. */
+/* Mid-response: a truncated body and a connection closed without close_notify are the only
+ * honest signal. Closed from the loop, not here: our caller may still be inside this frontend. */
 static void cut_response(struct lw_h1_front *h, struct lw_request *req)
 {
     lw_request_front_done(req, true);
     h->req = NULL;
     h->keep_alive = false;
-    lw_conn_close_after_flush(h->conn);
+    lw_conn_cut_after_flush(h->conn);
 }
 
 static void h1_on_error(struct lw_request *req, int status)
@@ -641,7 +641,9 @@ void lw_h1_front_shutdown(struct lw_h1_front *h)
     h->shutdown = true;
     h->keep_alive = false;
     if (h->req == NULL) {
-        lw_conn_close(h->conn);
+        /* Gracefully, like the end of an exchange: a response still being written finishes,
+         * and on TLS the close_notify after it says nothing was cut. */
+        lw_conn_close_after_flush(h->conn);
     }
 }
 
@@ -668,7 +670,7 @@ void lw_h1_front_on_timeout(struct lw_h1_front *h)
         return;
     }
     lw_log_debug("%s: closing idle HTTP/1.1 connection", c->peer_str);
-    lw_conn_close(c);
+    lw_conn_close_after_flush(c);
 }
 
 void lw_h1_front_free(struct lw_h1_front *h)

@@ -24,7 +24,7 @@ size_t lw_h1_front_produce(struct lw_h1_front *h, size_t budget);
 /* The client closed its sending side (FIN, close_notify). With a whole request pending, its
  * response is still produced until the client is seen to be gone (see h1_front.c). */
 void lw_h1_front_on_eof(struct lw_h1_front *h);
-/* Graceful stop: close after the exchange in flight, or now if none. */
+/* Graceful stop: close after the exchange in flight, or once what is queued is written if none. */
 void lw_h1_front_shutdown(struct lw_h1_front *h);
 /* The connection timer fired (header, idle, a look for the RST of a client gone). */
 void lw_h1_front_on_timeout(struct lw_h1_front *h);
