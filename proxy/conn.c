@@ -104,6 +104,7 @@ static void conn_free(struct lw_reap *r)
     event_free(c->wev);
     event_free(c->timer);
     event_free(c->flush_ev);
+    free(c->burst);
     free(c);
 }
 
@@ -345,6 +346,52 @@ static size_t produce(struct lw_conn *c, size_t budget)
     return 0;
 }
 
+/* The first flight under a pacing congestion control: its sends are marked while the kernel
+ * does not pace them, and their ACKs' timestamps tell the path's rate (see struct
+ * lw_sock_burst). Called on each TCP_INFO read. */
+static void burst_step(struct lw_conn *c, const struct lw_sock_tcp_state *st, uint64_t now)
+{
+    struct lw_sock_burst *b = c->burst;
+    if (b == NULL) {
+        c->burst_tried = true;
+        if (st->data_segs_out + 2 < LW_SOCK_BURST_UNPACED_SEGS && lw_sock_burst_mark(c->fd, true) == 0) {
+            c->burst = lw_calloc(1, sizeof(*c->burst));
+            c->burst->state = LW_SOCK_BURST_MARKING;
+            c->burst_reports = true;
+        }
+        return;
+    }
+    if (b->state == LW_SOCK_BURST_MARKING && st->data_segs_out >= LW_SOCK_BURST_UNPACED_SEGS) {
+        lw_sock_burst_mark(c->fd, false);
+        b->state = LW_SOCK_BURST_WAITING;
+        b->end_us = now;
+    }
+    if (b->state != LW_SOCK_BURST_WAITING || (b->n < b->sent && now - b->end_us < 2 * (uint64_t)st->min_rtt_us)) {
+        return;
+    }
+    uint64_t rate = lw_sock_burst_rate(b->key, b->ack_ns, b->n);
+    lw_log_debug("%s: the first flight's %u ACK timestamp(s) of %u send(s): the path takes %.2f Mbit/s", c->peer_str,
+                 b->n, b->sent, rate * 8 / 1e6);
+    lw_sock_path_set_burst_rate(&c->path, rate);
+    if (b->n >= b->sent) {
+        /* Every marked send has been acknowledged, the earlier ones first: none can report
+         * any more, and the socket no longer needs looking at. */
+        lw_sock_burst_stop(c->fd);
+        c->burst_reports = false;
+    }
+    free(b);
+    c->burst = NULL;
+}
+
+/* Take the ACK timestamps the socket reports (a socket with any waiting reports an error, and
+ * its events would fire without end). */
+static void burst_collect(struct lw_conn *c)
+{
+    if (c->burst_reports) {
+        lw_sock_burst_collect(c->fd, c->burst);
+    }
+}
+
 /* Write wbuf to the socket. Returns 0, LW_EAGAIN when bytes remain, LW_EIO on error.
  * At most two full TLS records go to each send(): measured with 1 MiB responses over
  * loopback (BBR), the proxy's CPU per MB was 730 us handing the kernel 64 KiB per call, 660
@@ -364,6 +411,9 @@ static int write_out(struct lw_conn *c)
             flags |= MSG_EOR;
         }
         ssize_t w = send(c->fd, lw_buf_head(&c->wbuf), n, flags);
+        if (w > 0 && c->burst != NULL && c->burst->state == LW_SOCK_BURST_MARKING) {
+            lw_sock_burst_sent(c->burst, (size_t)w, lw_time_mono_us());
+        }
         if (w < 0) {
             if (errno == EAGAIN || errno == EINTR) {
                 return LW_EAGAIN;
@@ -402,13 +452,19 @@ static struct lw_sock_budget write_budget(struct lw_conn *c)
         if (lw_sock_read_tcp_state(c->fd, &st) == 0) {
             c->rtt_us = st.rtt_us;
             if (c->budget_cfg.queue_limit && st.min_rtt_us >= LW_SOCK_LIMIT_MIN_RTT_US) {
+                if (c->budget_cfg.pacing && (c->burst != NULL || !c->burst_tried)) {
+                    burst_step(c, &st, now);
+                }
                 bool was_engaged = c->path.engaged, was_unsuited = c->path.unsuited;
                 uint64_t rate_before = c->path.rate;
                 bool was_judged = c->path.judged_once;
                 lw_sock_path_update(&c->path, &st, now);
                 if (c->path.engaged && !was_engaged) {
-                    lw_log_debug("%s: queue in the path (rtt %.1fms, min %.1fms): in flight held near %.2f Mbit/s x min rtt",
-                                 c->peer_str, st.rtt_us / 1000.0, st.min_rtt_us / 1000.0, c->path.rate * 8 / 1e6);
+                    lw_log_debug("%s: %s (rtt %.1fms, min %.1fms): in flight held near %.2f Mbit/s x min rtt",
+                                 c->peer_str,
+                                 c->path.known ? "the path is full at the first flight's rate" : "queue in the path",
+                                 st.rtt_us / 1000.0, st.min_rtt_us / 1000.0,
+                                 (c->path.known ? c->path.burst_rate : c->path.rate) * 8 / 1e6);
                 }
                 if (c->path.unsuited && !was_unsuited) {
                     lw_log_debug("%s: the path delivered %.2f Mbit/s, under 7/8 of %.2f, while held: "
@@ -686,6 +742,7 @@ static void on_flush_ev(evutil_socket_t fd, short what, void *arg)
 static void on_write(evutil_socket_t fd, short what, void *arg)
 {
     struct lw_conn *c = arg;
+    burst_collect(c);
     /* While writing for responsiveness a writable event is an ACK that opened the window, and
      * a client's requests ride on its ACKs: the packet that frees the window often brings a
      * request too, and libevent runs this callback before the read one. Across a 100 ms,
@@ -816,6 +873,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     struct lw_conn *c = arg;
     struct lw_worker *w = c->worker; /* c may be freed by the time we come back (reaped later) */
     uint64_t t0 = lw_time_mono_us();
+    burst_collect(c);
     read_and_process(c, fd);
     uint64_t d = lw_time_mono_us() - t0;
     w->loop_us = w->loop_us - w->loop_us / 8 + d / 8;

@@ -34,11 +34,13 @@ struct lw_sock_tcp_state {
     uint32_t delivered;   /* segments the peer has received (acknowledged or SACKed) so far */
     uint64_t delivery_rate; /* bytes per second: the kernel's latest delivery rate sample; 0: none */
     bool in_loss;           /* recovering from a retransmission timeout (TCP_CA_Loss) */
+    uint32_t data_segs_out; /* segments with data sent so far, retransmissions included */
     /* Not from TCP_INFO: lw_sock_path_update fills these while the path limit is engaged. */
     uint64_t path_rate;   /* bytes per second the path delivers; 0: no limit */
     uint64_t pace_tokens; /* bytes the pacer allows now */
     uint64_t path_window_rate; /* the fastest window's, once a period has been judged; 0 before */
     uint64_t path_slack;  /* bytes added to the queue allowed (lw_sock_path_wait) */
+    bool path_known;      /* the rate came from a burst: the limit applies before a queue shows */
 };
 
 /*
@@ -76,6 +78,13 @@ struct lw_sock_path {
     uint64_t shortfall;     /* bytes in flight fell short of the path's on the read after that wait */
     uint64_t slack;         /* bytes added to the queue allowed for such returns */
     uint64_t slack_us;      /* when it last grew, or the start of its current minimum RTT of shrinking */
+    /* The rate measured from the first flight's ACKs (lw_sock_path_set_burst_rate). While it is
+     * `known`, the limit holds to it (or to a faster rate measured since), engages once what is
+     * in flight passes the path, before the RTT shows a queue, and applies without one. It is
+     * forgotten when the RTT shows a queue before that much is in flight (read high, or another
+     * flow's queue), or none with that much held in flight (read low). */
+    uint64_t burst_rate;
+    bool known;
 };
 /* Writes are paced at this multiple (in quarters) of the measured rate: the ACK-clocked
  * rounds of slow start send at twice the rate the ACKs return, in bursts that queue at the
@@ -183,6 +192,63 @@ void lw_sock_path_spend(struct lw_sock_path *p, uint64_t bytes);
  * shortfall, so one late wake-up of the loop costs only briefly.
  */
 void lw_sock_path_wait(struct lw_sock_path *p);
+
+/*
+ * The path's rate from its first flight. BBR's startup overshoots the path: it paces at 2.89
+ * times the rate it has measured, which in slow start lags the path by a round trip, so by the
+ * time the ACKs show the path full, a round trip's worth of excess waits in the bottleneck. Across
+ * a 100 ms, 20 Mbit/s link a script asked for after 256 KiB of a page met 14-15 ms of it (1.15
+ * RTT), and no rule driven by the RTT or by later delivery rates can see it coming: both lag the
+ * queue they would prevent by the same round trip. The one flight sent faster than the path is
+ * the first: Linux does not pace a connection's first ten segments, so they reach the bottleneck
+ * back to back and leave it, and are acknowledged, spaced by its rate. The kernel's timestamps of
+ * those ACKs (SO_TIMESTAMPING, SCM_TSTAMP_ACK, one per send) give that spacing to within a few
+ * percent: across that link 19.3-19.6 Mbit/s against 19.3 of TCP payload. The rate is the median
+ * of the rates between successive ACKs (the bytes an ACK newly covers over the time since the one
+ * before; timestamps within LW_SOCK_BURST_SAME_ACK_NS of each other are one ACK's), so a last
+ * segment acknowledged alone moves one of them, not the median. Where the gaps are uneven (ACKs
+ * that come in batches, a delayed ACK) there is no rate, and the limit works as without one.
+ * Known before the path fills, it lets the limit hold BBR's startup to the path (see struct
+ * lw_sock_path's `known`).
+ */
+#define LW_SOCK_BURST_MAX 16
+#define LW_SOCK_BURST_SAME_ACK_NS 50000
+/* Rates between ACKs agree when within 1/this of the median, and their gaps when the longest
+ * is at most this many times the shortest (see lw_sock_burst_rate). */
+#define LW_SOCK_BURST_AGREE 8
+#define LW_SOCK_BURST_GAP_SPREAD 4
+/* Linux paces a connection only from its tenth data segment (tcp_update_skb_after_send). */
+#define LW_SOCK_BURST_UNPACED_SEGS 10
+/* A send this long after the one before starts the burst again: a pause (the SETTINGS frame
+ * written before a response that took the backend a while) is not the path's spacing. */
+#define LW_SOCK_BURST_SPAN_US 1000
+struct lw_sock_burst {
+    uint8_t state;     /* LW_SOCK_BURST_* */
+    uint8_t sent;      /* sends of the burst marked so far */
+    uint8_t n;         /* their ACK timestamps collected so far */
+    uint32_t bytes;    /* bytes of every send marked (the ACKs' byte counts start from the first) */
+    uint32_t from_key; /* the burst's first byte: timestamps of sends before it are not counted */
+    uint64_t last_send_us;
+    uint64_t end_us;                 /* when the marking ended */
+    uint32_t key[LW_SOCK_BURST_MAX]; /* the byte count of each acknowledged send's last byte */
+    uint64_t ack_ns[LW_SOCK_BURST_MAX];
+};
+enum { LW_SOCK_BURST_MARKING = 1, LW_SOCK_BURST_WAITING };
+/* Pure: the rate in bytes per second from n ACK timestamps in the order they came (key: bytes
+ * acknowledged, ack_ns: when); 0 when they do not tell it (fewer than three ACKs). */
+uint64_t lw_sock_burst_rate(const uint32_t *key, const uint64_t *ack_ns, size_t n);
+/* Ask the kernel to timestamp the ACK of each send from now on (on), or no longer (off; those
+ * asked for still come, and must be collected: see lw_sock_burst_collect). 0 or LW_EIO. */
+int lw_sock_burst_mark(int fd, bool on);
+/* A send of len bytes went out while marking (now_us: monotonic). */
+void lw_sock_burst_sent(struct lw_sock_burst *b, size_t len, uint64_t now_us);
+/* No more timestamps: every one asked for has been collected. */
+void lw_sock_burst_stop(int fd);
+/* Take the ACK timestamps waiting on fd's error queue, into b (NULL: dropped). A socket reports
+ * an error while any waits there, so once marking has begun every wake-up must take them. */
+void lw_sock_burst_collect(int fd, struct lw_sock_burst *b);
+/* The first flight's rate is known (bytes per second; 0: it could not be measured). */
+void lw_sock_path_set_burst_rate(struct lw_sock_path *p, uint64_t rate);
 
 struct lw_sock_budget_cfg {
     bool enabled;

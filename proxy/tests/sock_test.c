@@ -561,5 +561,86 @@ int main(void)
     b = lw_sock_budget_compute(&hs2, &held_cfg, 0);
     TAP_EQ_INT(b.bytes, (25000 + 25000 + 2 * 1448 - 12 * 1448) / 1448 * (1448 - 22),
                "no more than a path's worth of queue");
+
+    /* The first flight's ACK timestamps, recorded across a 100 ms, 20 Mbit/s link (19.31 Mbit/s
+     * of TCP payload): seven sends of a segment each, acknowledged two at a time. */
+    uint32_t keys[7];
+    for (int i = 0; i < 7; i++) {
+        keys[i] = 1447 + 1448 * (uint32_t)i;
+    }
+    uint64_t acks1[7] = {0, 1048000, 1064000, 2231000, 2243000, 3439000, 3451000};
+    TAP_EQ_INT(lw_sock_burst_rate(keys, acks1, 7), 2896000000000u / 1183000,
+               "the median of the rates between ACKs (the first one early: 22.1 Mbit/s)");
+    uint64_t acks2[7] = {0, 16000, 1198000, 1212000, 2401000, 2415000, 3595000};
+    TAP_EQ_INT(lw_sock_burst_rate(keys, acks2, 7), 2896000000000u / 1203000,
+               "a lone last segment's ACK (half the rate) does not lower it");
+    uint64_t delayed[7] = {0, 16000, 1198000, 1212000, 2401000, 2415000, 43595000};
+    TAP_EQ_INT(lw_sock_burst_rate(keys, delayed, 7), 0, "a delayed ACK (40 ms) spreads the gaps: no rate");
+    TAP_EQ_INT(lw_sock_burst_rate(keys, acks2, 6), 2896000000000u / 1198000,
+               "two ACKs after the first: the higher of their rates");
+    TAP_EQ_INT(lw_sock_burst_rate(keys, acks2, 4), 0, "one ACK after the first tells nothing");
+    uint64_t one_ack[7] = {0, 12000, 24000, 36000, 48000, 60000, 72000};
+    TAP_EQ_INT(lw_sock_burst_rate(keys, one_ack, 7), 0, "one ACK for the whole flight tells nothing");
+    /* Recorded across a 20 ms, 10 Mbit/s path whose client side sends every 8 ms: ACKs of one
+     * batch come tens of microseconds apart, and the median read 900 Mbit/s. */
+    uint64_t batched[4] = {0, 8012000, 8090000, 8171000};
+    TAP_EQ_INT(lw_sock_burst_rate(keys, batched, 4), 0, "rates that scatter (ACKs in batches): no rate");
+    uint64_t backwards[7] = {0, 16000, 1198000, 1100000, 2401000, 2415000, 3595000};
+    TAP_EQ_INT(lw_sock_burst_rate(keys, backwards, 7), 0, "out of order: no rate");
+
+    /* Known from the first flight, the rate engages the limit once the path is full, while
+     * the RTT shows no queue yet (BBR's startup, 0.6 s into a page across that link). */
+    struct lw_sock_path kp = {0};
+    lw_sock_path_set_burst_rate(&kp, 2413000);
+    struct lw_sock_tcp_state ks = {.rtt_us = 101700,
+                                   .min_rtt_us = 100200,
+                                   .cwnd = 258,
+                                   .unacked = 160,
+                                   .mss = 1448,
+                                   .pacing_rate = 5000000,
+                                   .delivered = 1000,
+                                   .pace_tokens = UINT64_MAX};
+    uint64_t kt = 600000000;
+    lw_sock_path_update(&kp, &ks, kt);
+    TAP_OK(!kp.engaged, "known rate, less than the path in flight: not engaged");
+    ks.unacked = 180; /* 241,781 bytes of path and a sixteenth: 179.2 segments */
+    ks.delivered += 4;
+    lw_sock_path_update(&kp, &ks, kt += 2000);
+    TAP_OK(kp.engaged && ks.path_known && ks.path_rate == 2413000, "the path and a sixteenth in flight: engaged");
+    struct lw_sock_budget_cfg known_cfg = cubic_tls13;
+    known_cfg.queue_limit = true;
+    known_cfg.pacing = true;
+    TAP_EQ_INT(lw_sock_budget_compute(&ks, &known_cfg, 0).bytes, 0, "and it holds, though the RTT shows no queue");
+    struct lw_sock_path unknown = {.rate = 2413000};
+    struct lw_sock_tcp_state uks = ks;
+    uks.path_known = false; /* as each TCP_INFO read leaves it */
+    lw_sock_path_update(&unknown, &uks, kt);
+    TAP_OK(!unknown.engaged && !uks.path_known, "the same rate measured from windows: waits for the queue");
+    ks.rtt_us = 106000; /* the sixteenth of queue allowed */
+    lw_sock_path_update(&kp, &ks, kt += 2 * 100200);
+    TAP_OK(kp.known, "two RTTs later with the queue allowed in the RTT: still known");
+    ks.rtt_us = 100900; /* under a thirty-second above the minimum */
+    lw_sock_path_update(&kp, &ks, kt += 2000);
+    TAP_OK(!kp.known && kp.engaged, "a path's worth in flight and no queue: the path takes more, the queue decides");
+    TAP_OK(!ks.path_known, "and the budget is told");
+    /* Read high: the RTT shows a queue with less than that path in flight. */
+    struct lw_sock_path hp = {.rate = 1500000};
+    lw_sock_path_set_burst_rate(&hp, 20000000);
+    struct lw_sock_tcp_state rh = {.rtt_us = 26000,
+                                   .min_rtt_us = 23100,
+                                   .cwnd = 120,
+                                   .unacked = 60,
+                                   .mss = 1448,
+                                   .pacing_rate = 3000000,
+                                   .delivered = 500,
+                                   .pace_tokens = UINT64_MAX};
+    lw_sock_path_update(&hp, &rh, 1000000);
+    rh.delivered += 40;
+    lw_sock_path_update(&hp, &rh, 1000000 + 13000);
+    TAP_OK(hp.engaged && !hp.known, "a queue before the first flight's path is full: engaged, the rate forgotten");
+    TAP_OK(rh.path_rate != 0 && rh.path_rate < 20000000, "and holds to what it measures, not to that rate");
+    struct lw_sock_path zero = {0};
+    lw_sock_path_set_burst_rate(&zero, 0);
+    TAP_OK(!zero.known && zero.rate == 0, "no rate from the burst: nothing known");
     return tap_done();
 }
