@@ -348,47 +348,62 @@ static size_t produce(struct lw_conn *c, size_t budget)
 
 /* The first flight under a pacing congestion control: its sends are marked while the kernel
  * does not pace them, and their ACKs' timestamps tell the path's rate (see struct
- * lw_sock_burst). Called on each TCP_INFO read. */
+ * lw_sock_burst). */
+static void burst_end_marking(struct lw_conn *c, uint64_t now)
+{
+    lw_sock_burst_mark(c->fd, false);
+    c->burst->state = LW_SOCK_BURST_WAITING;
+    c->burst->end_us = now;
+}
+
+/* Once the last timestamp asked for is in, nothing more can come: the socket is left alone. */
+static void burst_finish_if_over(struct lw_conn *c)
+{
+    if (lw_sock_burst_is_over(c->burst)) {
+        lw_sock_burst_stop(c->fd);
+        free(c->burst);
+        c->burst = NULL;
+    }
+}
+
+/* On each TCP_INFO read of a connection the limit may hold. */
 static void burst_step(struct lw_conn *c, const struct lw_sock_tcp_state *st, uint64_t now)
 {
     struct lw_sock_burst *b = c->burst;
     if (b == NULL) {
+        /* Begun with nothing in flight (the first pass after the handshake), where the
+         * kernel's byte counts for the ACKs start at the first byte we send, and with a few
+         * unpaced segments left to send, or not at all. */
         c->burst_tried = true;
-        if (st->data_segs_out + 2 < LW_SOCK_BURST_UNPACED_SEGS && lw_sock_burst_mark(c->fd, true) == 0) {
+        if (st->unacked == 0 && st->data_segs_out + 2 < LW_SOCK_BURST_UNPACED_SEGS &&
+            lw_sock_burst_mark(c->fd, true) == 0) {
             c->burst = lw_calloc(1, sizeof(*c->burst));
             c->burst->state = LW_SOCK_BURST_MARKING;
-            c->burst_reports = true;
         }
         return;
     }
-    if (b->state == LW_SOCK_BURST_MARKING && st->data_segs_out >= LW_SOCK_BURST_UNPACED_SEGS) {
-        lw_sock_burst_mark(c->fd, false);
-        b->state = LW_SOCK_BURST_WAITING;
-        b->end_us = now;
+    if (b->state == LW_SOCK_BURST_MARKING &&
+        (st->data_segs_out >= LW_SOCK_BURST_UNPACED_SEGS || (b->sent > 0 && now - b->last_send_us > st->min_rtt_us))) {
+        /* The unpaced segments are spent, or the flight was short and is over. */
+        burst_end_marking(c, now);
     }
-    if (b->state != LW_SOCK_BURST_WAITING || (b->n < b->sent && now - b->end_us < 2 * (uint64_t)st->min_rtt_us)) {
-        return;
+    if (b->state == LW_SOCK_BURST_WAITING && (b->n >= b->sent || now - b->end_us >= 2 * (uint64_t)st->min_rtt_us)) {
+        uint64_t rate = lw_sock_burst_rate(b->key, b->ack_ns, b->n);
+        lw_log_debug("%s: the first flight's %u ACK timestamp(s) of %u send(s): the path takes %.2f Mbit/s",
+                     c->peer_str, b->n, b->sent, rate * 8 / 1e6);
+        lw_sock_path_set_burst_rate(&c->path, rate);
+        b->state = LW_SOCK_BURST_MEASURED;
     }
-    uint64_t rate = lw_sock_burst_rate(b->key, b->ack_ns, b->n);
-    lw_log_debug("%s: the first flight's %u ACK timestamp(s) of %u send(s): the path takes %.2f Mbit/s", c->peer_str,
-                 b->n, b->sent, rate * 8 / 1e6);
-    lw_sock_path_set_burst_rate(&c->path, rate);
-    if (b->n >= b->sent) {
-        /* Every marked send has been acknowledged, the earlier ones first: none can report
-         * any more, and the socket no longer needs looking at. */
-        lw_sock_burst_stop(c->fd);
-        c->burst_reports = false;
-    }
-    free(b);
-    c->burst = NULL;
+    burst_finish_if_over(c);
 }
 
 /* Take the ACK timestamps the socket reports (a socket with any waiting reports an error, and
  * its events would fire without end). */
 static void burst_collect(struct lw_conn *c)
 {
-    if (c->burst_reports) {
+    if (c->burst != NULL) {
         lw_sock_burst_collect(c->fd, c->burst);
+        burst_finish_if_over(c);
     }
 }
 
@@ -412,7 +427,10 @@ static int write_out(struct lw_conn *c)
         }
         ssize_t w = send(c->fd, lw_buf_head(&c->wbuf), n, flags);
         if (w > 0 && c->burst != NULL && c->burst->state == LW_SOCK_BURST_MARKING) {
-            lw_sock_burst_sent(c->burst, (size_t)w, lw_time_mono_us());
+            uint64_t now = lw_time_mono_us();
+            if (!lw_sock_burst_sent(c->burst, (size_t)w, now)) {
+                burst_end_marking(c, now);
+            }
         }
         if (w < 0) {
             if (errno == EAGAIN || errno == EINTR) {
@@ -452,19 +470,26 @@ static struct lw_sock_budget write_budget(struct lw_conn *c)
         if (lw_sock_read_tcp_state(c->fd, &st) == 0) {
             c->rtt_us = st.rtt_us;
             if (c->budget_cfg.queue_limit && st.min_rtt_us >= LW_SOCK_LIMIT_MIN_RTT_US) {
-                if (c->budget_cfg.pacing && (c->burst != NULL || !c->burst_tried)) {
+                if (c->budget_cfg.pacing && st.min_rtt_us >= c->budget_cfg.min_rtt_us &&
+                    (c->burst != NULL || !c->burst_tried)) {
                     burst_step(c, &st, now);
                 }
                 bool was_engaged = c->path.engaged, was_unsuited = c->path.unsuited;
                 uint64_t rate_before = c->path.rate;
-                bool was_judged = c->path.judged_once;
+                bool was_judged = c->path.judged_once, was_known = c->path.known;
                 lw_sock_path_update(&c->path, &st, now);
+                if (was_known && !c->path.known) {
+                    lw_log_debug("%s: the first flight's rate of %.2f Mbit/s forgotten (rtt %.1fms, min %.1fms, %u "
+                                 "segments in flight): the RTT decides again",
+                                 c->peer_str, c->path.burst_rate * 8 / 1e6, st.rtt_us / 1000.0, st.min_rtt_us / 1000.0,
+                                 st.unacked);
+                }
                 if (c->path.engaged && !was_engaged) {
-                    lw_log_debug("%s: %s (rtt %.1fms, min %.1fms): in flight held near %.2f Mbit/s x min rtt",
-                                 c->peer_str,
-                                 c->path.known ? "the path is full at the first flight's rate" : "queue in the path",
-                                 st.rtt_us / 1000.0, st.min_rtt_us / 1000.0,
-                                 (c->path.known ? c->path.burst_rate : c->path.rate) * 8 / 1e6);
+                    lw_log_debug(
+                        "%s: %s (rtt %.1fms, min %.1fms): in flight held near %.2f Mbit/s x min rtt", c->peer_str,
+                        c->path.engaged_early ? "the path is full at the first flight's rate" : "queue in the path",
+                        st.rtt_us / 1000.0, st.min_rtt_us / 1000.0,
+                        (c->path.engaged_early ? c->path.burst_rate : c->path.rate) * 8 / 1e6);
                 }
                 if (c->path.unsuited && !was_unsuited) {
                     lw_log_debug("%s: the path delivered %.2f Mbit/s, under 7/8 of %.2f, while held: "

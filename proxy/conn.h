@@ -63,11 +63,10 @@ struct lw_conn {
     struct lw_sock_budget_cfg budget_cfg;
     struct lw_sock_path path;
     bool lowat_set;          /* TCP_NOTSENT_LOWAT is 1 */
-    /* The first flight's ACK timestamps (see struct lw_sock_burst): while they are collected,
-     * and whether the socket may still report some (from the first marked send on). */
+    /* The first flight's ACK timestamps (see struct lw_sock_burst), from the first marked send
+     * until the last has been collected. */
     struct lw_sock_burst *burst;
     bool burst_tried;
-    bool burst_reports;
     uint32_t rtt_us;         /* from the last TCP_INFO read */
     uint32_t skip_tcp_info;  /* flushes left before TCP_INFO is read again on a short RTT */
     size_t record_size;      /* TLS record payload size for the next records */

@@ -380,13 +380,19 @@ void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, u
         uint64_t in_flight = (uint64_t)st->unacked * st->mss;
         if (!p->engaged && in_flight > path + path / LW_SOCK_QUEUE_SHARE) {
             p->engaged = true;
+            p->engaged_early = true;
             p->engaged_us = now_us;
             start_period(p, st, now_us);
         } else if (p->engaged && now_us >= p->engaged_us + 2 * (uint64_t)st->min_rtt_us && in_flight >= path &&
                    st->rtt_us <= st->min_rtt_us + st->min_rtt_us / LW_SOCK_HOLD_SHARE) {
             /* A path's worth in flight and still no queue: the path takes more than the first
-             * flight said (it shared the bottleneck with another flow's burst). The queue
-             * decides again, as for a rate measured any other way. */
+             * flight said (it shared the bottleneck with another flow's burst). From here the
+             * limit applies only while the RTT shows a queue, and holds to the rates measured
+             * since, as it does without a first flight's rate. */
+            p->known = false;
+        } else if (p->engaged && st->rtt_us > st->min_rtt_us + st->min_rtt_us / LW_SOCK_ENGAGE_SHARE) {
+            /* More queue than the limit allows: the rate was read high, or the queue is another
+             * flow's. The same. */
             p->known = false;
         }
     }
@@ -496,13 +502,18 @@ int lw_sock_burst_mark(int fd, bool on)
     return setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, &flags, sizeof(flags)) == 0 ? 0 : LW_EIO;
 }
 
+bool lw_sock_burst_is_over(const struct lw_sock_burst *b)
+{
+    return b->state == LW_SOCK_BURST_MEASURED && b->acked >= b->bytes;
+}
+
 void lw_sock_burst_stop(int fd)
 {
     int off = 0;
     setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, &off, sizeof(off));
 }
 
-void lw_sock_burst_sent(struct lw_sock_burst *b, size_t len, uint64_t now_us)
+bool lw_sock_burst_sent(struct lw_sock_burst *b, size_t len, uint64_t now_us)
 {
     if (b->sent > 0 && now_us - b->last_send_us > LW_SOCK_BURST_SPAN_US) {
         b->from_key = b->bytes;
@@ -512,20 +523,18 @@ void lw_sock_burst_sent(struct lw_sock_burst *b, size_t len, uint64_t now_us)
     b->bytes += (uint32_t)len;
     b->sent++;
     b->last_send_us = now_us;
+    return b->sent < LW_SOCK_BURST_MAX;
 }
 
 void lw_sock_burst_collect(int fd, struct lw_sock_burst *b)
 {
-    for (int i = 0; i < 64; i++) {
+    while (!lw_sock_burst_is_over(b)) {
         char control[256];
         char byte;
         struct iovec iov = {&byte, 1};
         struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof(control)};
         if (recvmsg(fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) {
             return; /* EAGAIN: none left */
-        }
-        if (b == NULL) {
-            continue;
         }
         uint64_t ns = 0;
         bool ack = false;
@@ -542,6 +551,9 @@ void lw_sock_burst_collect(int fd, struct lw_sock_burst *b)
                 ack = e.ee_origin == SO_EE_ORIGIN_TIMESTAMPING && e.ee_info == SCM_TSTAMP_ACK;
                 key = e.ee_data;
             }
+        }
+        if (ack) {
+            b->acked = LW_MAX(b->acked, key + 1);
         }
         if (ack && ns != 0 && key >= b->from_key && b->n < LW_SOCK_BURST_MAX) {
             b->key[b->n] = key;

@@ -85,6 +85,7 @@ struct lw_sock_path {
      * flow's queue), or none with that much held in flight (read low). */
     uint64_t burst_rate;
     bool known;
+    bool engaged_early; /* engaged by that rule, before a queue showed */
 };
 /* Writes are paced at this multiple (in quarters) of the measured rate: the ACK-clocked
  * rounds of slow start send at twice the rate the ACKs return, in bursts that queue at the
@@ -217,35 +218,43 @@ void lw_sock_path_wait(struct lw_sock_path *p);
  * is at most this many times the shortest (see lw_sock_burst_rate). */
 #define LW_SOCK_BURST_AGREE 8
 #define LW_SOCK_BURST_GAP_SPREAD 4
-/* Linux paces a connection only from its tenth data segment (tcp_update_skb_after_send). */
+/* Linux paces a connection only after its first ten data segments (tcp_update_skb_after_send). */
 #define LW_SOCK_BURST_UNPACED_SEGS 10
 /* A send this long after the one before starts the burst again: a pause (the SETTINGS frame
  * written before a response that took the backend a while) is not the path's spacing. */
 #define LW_SOCK_BURST_SPAN_US 1000
 struct lw_sock_burst {
     uint8_t state;     /* LW_SOCK_BURST_* */
-    uint8_t sent;      /* sends of the burst marked so far */
+    uint8_t sent;      /* sends of the burst marked so far, at most LW_SOCK_BURST_MAX */
     uint8_t n;         /* their ACK timestamps collected so far */
     uint32_t bytes;    /* bytes of every send marked (the ACKs' byte counts start from the first) */
+    uint32_t acked;    /* of those, acknowledged with a timestamp collected */
     uint32_t from_key; /* the burst's first byte: timestamps of sends before it are not counted */
     uint64_t last_send_us;
     uint64_t end_us;                 /* when the marking ended */
     uint32_t key[LW_SOCK_BURST_MAX]; /* the byte count of each acknowledged send's last byte */
     uint64_t ack_ns[LW_SOCK_BURST_MAX];
 };
-enum { LW_SOCK_BURST_MARKING = 1, LW_SOCK_BURST_WAITING };
+enum { LW_SOCK_BURST_MARKING = 1, LW_SOCK_BURST_WAITING, LW_SOCK_BURST_MEASURED };
 /* Pure: the rate in bytes per second from n ACK timestamps in the order they came (key: bytes
- * acknowledged, ack_ns: when); 0 when they do not tell it (fewer than three ACKs). */
+ * acknowledged, ack_ns: when); 0 when they do not tell it (fewer than three ACKs, uneven gaps,
+ * rates that do not agree). */
 uint64_t lw_sock_burst_rate(const uint32_t *key, const uint64_t *ack_ns, size_t n);
 /* Ask the kernel to timestamp the ACK of each send from now on (on), or no longer (off; those
- * asked for still come, and must be collected: see lw_sock_burst_collect). 0 or LW_EIO. */
+ * asked for still come, and must be collected: see lw_sock_burst_collect). Byte counts start at
+ * the first unacknowledged byte: turn it on only with nothing in flight. 0 or LW_EIO. */
 int lw_sock_burst_mark(int fd, bool on);
-/* A send of len bytes went out while marking (now_us: monotonic). */
-void lw_sock_burst_sent(struct lw_sock_burst *b, size_t len, uint64_t now_us);
-/* No more timestamps: every one asked for has been collected. */
+/* A send of len bytes went out while marking (now_us: monotonic). Returns false when the
+ * marking must end now (LW_SOCK_BURST_MAX sends in this burst). */
+bool lw_sock_burst_sent(struct lw_sock_burst *b, size_t len, uint64_t now_us);
+/* Whether the rate has been measured and the last timestamp asked for collected (every ACK
+ * covers all the bytes before it, so the last marked byte's comes last): then none can follow. */
+bool lw_sock_burst_is_over(const struct lw_sock_burst *b);
+/* No more timestamps (once lw_sock_burst_is_over). */
 void lw_sock_burst_stop(int fd);
-/* Take the ACK timestamps waiting on fd's error queue, into b (NULL: dropped). A socket reports
- * an error while any waits there, so once marking has begun every wake-up must take them. */
+/* Take the ACK timestamps waiting on fd's error queue into b. A socket reports an error while
+ * any waits there, so from the first marked send until lw_sock_burst_is_over every wake-up
+ * must take them. */
 void lw_sock_burst_collect(int fd, struct lw_sock_burst *b);
 /* The first flight's rate is known (bytes per second; 0: it could not be measured). */
 void lw_sock_path_set_burst_rate(struct lw_sock_path *p, uint64_t rate);

@@ -615,7 +615,10 @@ int main(void)
     struct lw_sock_tcp_state uks = ks;
     uks.path_known = false; /* as each TCP_INFO read leaves it */
     lw_sock_path_update(&unknown, &uks, kt);
-    TAP_OK(!unknown.engaged && !uks.path_known, "the same rate measured from windows: waits for the queue");
+    uks.delivered += 40;
+    lw_sock_path_update(&unknown, &uks, kt + 13000); /* a window later: a rate measured, no queue */
+    TAP_OK(unknown.rate != 0 && !unknown.engaged && !uks.path_known,
+           "the same in flight with a rate measured from windows: waits for the queue");
     ks.rtt_us = 106000; /* the sixteenth of queue allowed */
     lw_sock_path_update(&kp, &ks, kt += 2 * 100200);
     TAP_OK(kp.known, "two RTTs later with the queue allowed in the RTT: still known");
@@ -639,6 +642,37 @@ int main(void)
     lw_sock_path_update(&hp, &rh, 1000000 + 13000);
     TAP_OK(hp.engaged && !hp.known, "a queue before the first flight's path is full: engaged, the rate forgotten");
     TAP_OK(rh.path_rate != 0 && rh.path_rate < 20000000, "and holds to what it measures, not to that rate");
+    /* Engaged early, then more queue than the limit allows: read high, or another flow's. */
+    struct lw_sock_path xp = {0};
+    lw_sock_path_set_burst_rate(&xp, 2413000);
+    struct lw_sock_tcp_state xs = ks;
+    xs.unacked = 180;
+    xs.rtt_us = 101700;
+    lw_sock_path_update(&xp, &xs, 700000000);
+    TAP_OK(xp.engaged && xp.engaged_early && xp.known, "engaged early");
+    xs.rtt_us = 100200 + 100200 / 8 + 1000;
+    lw_sock_path_update(&xp, &xs, 700002000);
+    TAP_OK(xp.engaged && !xp.known, "an eighth of queue while held to it: forgotten");
+
+    /* Marking: at most LW_SOCK_BURST_MAX sends a burst; a pause starts the burst again; over
+     * once measured and the last marked byte's ACK is in. */
+    struct lw_sock_burst mb = {.state = LW_SOCK_BURST_MARKING};
+    TAP_OK(lw_sock_burst_sent(&mb, 1448, 1000), "a first send");
+    lw_sock_burst_sent(&mb, 1448, 1100);
+    lw_sock_burst_sent(&mb, 1448, 1100 + LW_SOCK_BURST_SPAN_US + 1);
+    TAP_OK(mb.sent == 1 && mb.from_key == 2 * 1448 && mb.bytes == 3 * 1448, "a pause: the burst starts again");
+    bool more = true;
+    for (int i = 1; i < LW_SOCK_BURST_MAX && more; i++) {
+        more = lw_sock_burst_sent(&mb, 1448, 3000 + (uint64_t)i);
+    }
+    TAP_OK(!more && mb.sent == LW_SOCK_BURST_MAX, "the marking ends at LW_SOCK_BURST_MAX sends");
+    mb.state = LW_SOCK_BURST_WAITING;
+    mb.acked = mb.bytes;
+    TAP_OK(!lw_sock_burst_is_over(&mb), "all acknowledged but not measured yet: not over");
+    mb.state = LW_SOCK_BURST_MEASURED;
+    TAP_OK(lw_sock_burst_is_over(&mb), "measured, the last marked byte acknowledged: over");
+    mb.acked -= 1;
+    TAP_OK(!lw_sock_burst_is_over(&mb), "its last byte not yet: a timestamp may still come");
     struct lw_sock_path zero = {0};
     lw_sock_path_set_burst_rate(&zero, 0);
     TAP_OK(!zero.known && zero.rate == 0, "no rate from the burst: nothing known");
