@@ -371,11 +371,13 @@ static void burst_step(struct lw_conn *c, const struct lw_sock_tcp_state *st, ui
 {
     struct lw_sock_burst *b = c->burst;
     if (b == NULL) {
-        /* Begun with nothing in flight (the first pass after the handshake), where the
-         * kernel's byte counts for the ACKs start at the first byte we send, and with a few
-         * unpaced segments left to send, or not at all. */
+        /* Begun with nothing in flight or unsent (the first pass after the handshake), where
+         * the kernel's byte counts for the ACKs start at the first byte we send: the count
+         * that tells when the last marked byte's ACK is in must match them, or the error queue
+         * would be left with timestamps nobody takes. And with a few unpaced segments left to
+         * send (two ACKs at least after the first), or not at all. */
         c->burst_tried = true;
-        if (st->unacked == 0 && st->data_segs_out + 2 < LW_SOCK_BURST_UNPACED_SEGS &&
+        if (st->unacked == 0 && st->notsent_bytes == 0 && st->data_segs_out + 2 < LW_SOCK_BURST_UNPACED_SEGS &&
             lw_sock_burst_mark(c->fd, true) == 0) {
             c->burst = lw_calloc(1, sizeof(*c->burst));
             c->burst->state = LW_SOCK_BURST_MARKING;

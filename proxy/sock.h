@@ -242,7 +242,8 @@ enum { LW_SOCK_BURST_MARKING = 1, LW_SOCK_BURST_WAITING, LW_SOCK_BURST_MEASURED 
 uint64_t lw_sock_burst_rate(const uint32_t *key, const uint64_t *ack_ns, size_t n);
 /* Ask the kernel to timestamp the ACK of each send from now on (on), or no longer (off; those
  * asked for still come, and must be collected: see lw_sock_burst_collect). Byte counts start at
- * the first unacknowledged byte: turn it on only with nothing in flight. 0 or LW_EIO. */
+ * the first unacknowledged byte: turn it on only with nothing in flight or unsent. 0 or
+ * LW_EIO. */
 int lw_sock_burst_mark(int fd, bool on);
 /* A send of len bytes went out while marking (now_us: monotonic). Returns false when the
  * marking must end now (LW_SOCK_BURST_MAX sends in this burst). */
