@@ -194,13 +194,6 @@ static void cut_response(struct lw_h1_front *h, struct lw_request *req)
 static void h1_on_error(struct lw_request *req, int status)
 {
     struct lw_h1_front *h = req->conn->h1;
-    if (status == 0 && h->head_sent && lw_buf_size(&req->resp_body) > 0) {
-        /* What the backend sent before it failed goes out first: a download can resume from
-         * there. lw_h1_front_produce cuts the response once it is written. */
-        h->keep_alive = false;
-        lw_conn_want_flush(req->conn);
-        return;
-    }
     if (status == 0 || h->head_sent) {
         cut_response(h, req);
         return;

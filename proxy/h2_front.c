@@ -464,12 +464,6 @@ static void respond_error(struct lw_request *req, int status)
 
 static void h2_on_error(struct lw_request *req, int status)
 {
-    if (status == 0 && st(req)->response_submitted && lw_buf_size(&req->resp_body) > 0) {
-        /* What the backend sent before it failed goes out first: a download can resume from
-         * there. on_send_data resets the stream once it is written. */
-        h2_on_response_body(req);
-        return;
-    }
     if (status == 0 || st(req)->response_submitted) {
         nghttp2_submit_rst_stream(front_of(req)->session, NGHTTP2_FLAG_NONE, req->stream_id,
                                   NGHTTP2_INTERNAL_ERROR);

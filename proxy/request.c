@@ -887,7 +887,13 @@ void lw_request_on_backend_error(struct lw_request *req, int status, const char 
             req->ops->on_error(req, status);
         } else {
             req->resp_failed = true;
-            req->ops->on_error(req, 0);
+            if (lw_buf_size(&req->resp_body) > 0) {
+                /* What the backend sent before it failed goes out first: a download can resume
+                 * from there. The frontend's writer cuts the response once it is written. */
+                req->ops->on_response_body(req);
+            } else {
+                req->ops->on_error(req, 0);
+            }
         }
     }
     maybe_free(req);

@@ -45,7 +45,8 @@ struct lw_request_front_ops {
     void (*on_interim)(struct lw_request *req, int status);
     /* status and response headers are ready. */
     void (*on_response_head)(struct lw_request *req);
-    /* resp_body gained bytes, or resp_done became true. */
+    /* resp_body gained bytes, or resp_done became true, or resp_failed did with bytes still in
+     * resp_body: those are written, then the response is aborted as by on_error(req, 0). */
     void (*on_response_body)(struct lw_request *req);
     /* The exchange failed: before the head, answer with status (502, 503, 504); after the
      * head, abort the response (RST_STREAM / close). */
@@ -105,7 +106,7 @@ struct lw_request {
     uint64_t resp_length;
     bool resp_head_done;
     bool resp_done;
-    bool resp_failed; /* the backend died mid-body */
+    bool resp_failed; /* the backend died mid-body: once resp_body is written, abort */
     struct lw_buf resp_body;
     uint64_t resp_sent; /* body bytes the frontend sent on */
     unsigned interim_103; /* Early Hints seen */
