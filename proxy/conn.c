@@ -487,11 +487,13 @@ static struct lw_sock_budget write_budget(struct lw_conn *c)
                                  st.unacked);
                 }
                 if (c->path.engaged && !was_engaged) {
+                    /* Known still, the first flight's rate engaged it: the queue's rule engages
+                     * only with an eighth of queue, which forgets that rate in the same update. */
                     lw_log_debug(
                         "%s: %s (rtt %.1fms, min %.1fms): in flight held near %.2f Mbit/s x min rtt", c->peer_str,
-                        c->path.engaged_early ? "the path is full at the first flight's rate" : "queue in the path",
+                        c->path.known ? "the path is full at the first flight's rate" : "queue in the path",
                         st.rtt_us / 1000.0, st.min_rtt_us / 1000.0,
-                        (c->path.engaged_early ? c->path.burst_rate : c->path.rate) * 8 / 1e6);
+                        (c->path.known ? c->path.burst_rate : c->path.rate) * 8 / 1e6);
                 }
                 if (c->path.unsuited && !was_unsuited) {
                     lw_log_debug("%s: the path delivered %.2f Mbit/s, under 7/8 of %.2f, while held: "

@@ -380,7 +380,6 @@ void lw_sock_path_update(struct lw_sock_path *p, struct lw_sock_tcp_state *st, u
         uint64_t in_flight = (uint64_t)st->unacked * st->mss;
         if (!p->engaged && in_flight > path + path / LW_SOCK_QUEUE_SHARE) {
             p->engaged = true;
-            p->engaged_early = true;
             p->engaged_us = now_us;
             start_period(p, st, now_us);
         } else if (p->engaged && now_us >= p->engaged_us + 2 * (uint64_t)st->min_rtt_us && in_flight >= path &&

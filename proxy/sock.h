@@ -85,7 +85,6 @@ struct lw_sock_path {
      * flow's queue), or none with that much held in flight (read low). */
     uint64_t burst_rate;
     bool known;
-    bool engaged_early; /* engaged by that rule, before a queue showed */
 };
 /* Writes are paced at this multiple (in quarters) of the measured rate: the ACK-clocked
  * rounds of slow start send at twice the rate the ACKs return, in bursts that queue at the

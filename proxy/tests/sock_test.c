@@ -649,10 +649,23 @@ int main(void)
     xs.unacked = 180;
     xs.rtt_us = 101700;
     lw_sock_path_update(&xp, &xs, 700000000);
-    TAP_OK(xp.engaged && xp.engaged_early && xp.known, "engaged early");
+    TAP_OK(xp.engaged && xp.known, "engaged early");
     xs.rtt_us = 100200 + 100200 / 8 + 1000;
     lw_sock_path_update(&xp, &xs, 700002000);
     TAP_OK(xp.engaged && !xp.known, "an eighth of queue while held to it: forgotten");
+
+    /* The queue's rule engages first (an eighth of queue) with the path full: forgotten too, in
+     * the same update, so a rate still known after engaging means the early rule engaged. */
+    struct lw_sock_path qp = {.rate = 1500000};
+    lw_sock_path_set_burst_rate(&qp, 2413000);
+    struct lw_sock_tcp_state qs = ks;
+    qs.unacked = 170; /* the path, under its sixteenth */
+    qs.rtt_us = 100200 + 100200 / 8 + 1000;
+    qs.path_known = false;
+    lw_sock_path_update(&qp, &qs, 800000000);
+    qs.delivered += 16; /* a window under the first flight's rate, which the limit keeps */
+    lw_sock_path_update(&qp, &qs, 800013000);
+    TAP_OK(qp.engaged && !qp.known, "the queue's rule engaged: the first flight's rate forgotten");
 
     /* Marking: at most LW_SOCK_BURST_MAX sends a burst; a pause starts the burst again; over
      * once measured and the last marked byte's ACK is in. */
